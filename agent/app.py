@@ -1,0 +1,56 @@
+"""Wiring of the agent: build the hub with its services and run it (headless here; the
+tray runs it in a second thread through the same :func:`serve`)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+
+import anyio
+
+from core.channel import Channel
+from core.config import Config
+from core.hub import Hub
+from core.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+# Later issues (API, dashboard supervisor, demo exporter) add their services here.
+ServiceInstaller = Callable[[Hub], None]
+INSTALLERS: list[ServiceInstaller] = []
+
+
+def build_hub(config: Config, channel: Channel | None = None) -> Hub:
+    hub = Hub(config, channel=channel)
+    for install in INSTALLERS:
+        install(hub)
+    return hub
+
+
+async def serve(config: Config, channel: Channel | None = None, *, handle_signals: bool) -> None:
+    """Run the hub until shutdown; with ``handle_signals``, SIGINT/SIGTERM stop it cleanly."""
+    hub = build_hub(config, channel)
+    async with anyio.create_task_group() as tg:
+        if handle_signals:
+            tg.start_soon(_stop_on_signal, hub)
+        await hub.run()
+        tg.cancel_scope.cancel()
+
+
+async def _stop_on_signal(hub: Hub) -> None:
+    signals = [signal.SIGINT, signal.SIGTERM]
+    if hasattr(signal, "SIGHUP"):
+        signals.append(signal.SIGHUP)  # logout / terminal closed
+    with anyio.open_signal_receiver(*signals) as received:
+        async for signum in received:
+            log.info("received %s; shutting down", signal.Signals(signum).name)
+            hub.shutdown()
+            return
+
+
+def run_headless(config: Config) -> int:
+    setup_logging(config.log_dir, config.log.level)
+    log.info("Production Data Hub starting (headless) on %s", config.db_path)
+    anyio.run(lambda: serve(config, handle_signals=True), backend="asyncio")
+    return 0

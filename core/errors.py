@@ -1,0 +1,38 @@
+"""The hub's exceptions.
+
+    HubError
+    ├── DbMissing        the database file is not there
+    ├── DbUnreadable     zero bytes, not SQLite, truncated or malformed
+    ├── DbBusy           another program kept the database locked through every retry
+    ├── DbChanged        the file changed under a heal: settle again, never heal into it
+    └── DbReadOnly       the file or its folder cannot be written
+
+Messages are written for a factory engineer: they name the file, index, table or
+column and say what is wrong.
+"""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """Base of the hub's own errors."""
+
+
+class DbMissing(HubError):
+    pass
+
+
+class DbUnreadable(HubError):
+    pass
+
+
+class DbBusy(HubError):
+    pass
+
+
+class DbChanged(HubError):
+    pass
+
+
+class DbReadOnly(HubError):
+    """The file or its folder cannot be written (the journal needs the folder)."""

@@ -1,0 +1,362 @@
+"""Heal the ERP's file: compare its indexes with the index spec, create what is missing,
+refresh the planner statistics, and never heal into a file that changed meanwhile.
+
+Every function here blocks (sqlite3): the hub calls them through ``anyio.to_thread``.
+The connection is short-lived (opened for one check, closed after), has a busy timeout,
+and every write is its own short ``BEGIN IMMEDIATE`` transaction, so the ERP's own
+writes wait briefly at worst and never fail because of the hub.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from core.config import HealConfig, IndexSpec
+from core.dbfile import DbLook, FileStat, look, read_header
+from core.errors import DbBusy, DbChanged, DbMissing, DbReadOnly, DbUnreadable
+
+log = logging.getLogger(__name__)
+
+_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+_UNREADABLE_CODES = {sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT}
+_READONLY_CODES = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM}
+STATISTICS = "statistics"
+
+
+class IndexStatus(StrEnum):
+    OK = "ok"
+    MISSING = "missing"
+    MISMATCHED = "mismatched"
+    BLOCKED = "blocked"  # its table or a column is missing: nothing to build it on
+
+
+@dataclass(frozen=True, slots=True)
+class IndexFinding:
+    spec: IndexSpec
+    status: IndexStatus
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class Inspection:
+    findings: list[IndexFinding]
+    stats_fresh: bool
+
+    @property
+    def problems(self) -> list[str]:
+        return [f.detail for f in self.findings if f.status is IndexStatus.BLOCKED]
+
+    def needing(self, *statuses: IndexStatus) -> list[IndexFinding]:
+        return [f for f in self.findings if f.status in statuses]
+
+
+@dataclass(slots=True)
+class HealReport:
+    """What one check found and did."""
+
+    inspection: Inspection
+    created: list[str] = field(default_factory=list)
+    rebuilt: list[str] = field(default_factory=list)
+    analyzed: bool = False
+    duration_s: float = 0.0
+    after: DbLook | None = None
+    dry_run: bool = False
+
+    @property
+    def healed(self) -> list[str]:
+        return self.created + self.rebuilt + ([STATISTICS] if self.analyzed else [])
+
+    @property
+    def problems(self) -> list[str]:
+        out = list(self.inspection.problems)
+        if self.dry_run:
+            out += [
+                f.detail
+                for f in self.inspection.needing(IndexStatus.MISSING, IndexStatus.MISMATCHED)
+            ]
+            if not self.inspection.stats_fresh:
+                out.append("planner statistics (sqlite_stat1) are missing or stale")
+        else:
+            out += [f.detail for f in self.inspection.needing(IndexStatus.MISMATCHED)
+                    if f.spec.name not in self.rebuilt]
+        return out
+
+    @property
+    def result(self) -> Literal["ok", "healed", "failed"]:
+        if self.problems:
+            return "failed"
+        return "healed" if self.healed else "ok"
+
+
+def check_readable(path: Path) -> DbLook:
+    """Raise DbMissing/DbUnreadable unless ``path`` looks like a whole SQLite file."""
+    current = look(path)
+    if not current.exists:
+        raise DbMissing(f"database file not found: {path}")
+    size = current.main.size
+    if size == 0:
+        raise DbUnreadable(f"{path.name} is empty (0 bytes): the export did not write it")
+    if not current.header_valid:
+        raise DbUnreadable(f"{path.name} is not an SQLite database (its header is wrong)")
+    expected = read_header(path).expected_size()
+    if expected is not None and size < expected:
+        raise DbUnreadable(
+            f"{path.name} is truncated: its header promises {expected:,} bytes, "
+            f"the file has {size:,}"
+        )
+    return current
+
+
+def _connect(path: Path, timeout: float) -> sqlite3.Connection:
+    uri = f"{path.resolve().as_uri()}?mode=rw"
+    conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    return conn
+
+
+def _code(exc: sqlite3.Error) -> int:
+    return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
+def _translate(exc: sqlite3.Error, path: Path, what: str) -> Exception:
+    code = _code(exc)
+    if code in _UNREADABLE_CODES:
+        return DbUnreadable(f"{path.name} is damaged or not a database ({exc}) while {what}")
+    if code in _READONLY_CODES:
+        return DbReadOnly(
+            f"cannot write {path.name} while {what}: {exc} "
+            f"(the file and its folder must be writable for the journal)"
+        )
+    return exc
+
+
+def _table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')]
+
+
+def _index_columns(conn: sqlite3.Connection, name: str) -> list[str | None]:
+    # index_xinfo lists key columns (key=1) in order, then auxiliary ones; cid -2 is an
+    # expression, which a spec of plain columns never matches.
+    rows = conn.execute(f'PRAGMA index_xinfo("{name}")').fetchall()
+    return [row[2] if row[1] >= 0 else None for row in rows if row[5] == 1]
+
+
+def inspect(conn: sqlite3.Connection, specs: Sequence[IndexSpec]) -> Inspection:
+    """Compare the file's indexes with the spec, using index_list and index_xinfo."""
+    findings: list[IndexFinding] = []
+    table_cols: dict[str, list[str]] = {}
+    index_lists: dict[str, set[str]] = {}
+    for spec in specs:
+        if spec.table not in table_cols:
+            table_cols[spec.table] = _table_columns(conn, spec.table)
+            index_lists[spec.table] = {
+                row[1] for row in conn.execute(f'PRAGMA index_list("{spec.table}")')
+            }
+        cols = table_cols[spec.table]
+        if not cols:
+            findings.append(IndexFinding(
+                spec, IndexStatus.BLOCKED, f"index {spec.name}: table {spec.table} is missing"
+            ))
+            continue
+        absent = [c for c in spec.columns if c not in cols]
+        if absent:
+            findings.append(IndexFinding(spec, IndexStatus.BLOCKED, (
+                f"index {spec.name}: table {spec.table} has no column {', '.join(absent)}"
+            )))
+            continue
+        if spec.name in index_lists[spec.table]:
+            actual = _index_columns(conn, spec.name)
+            if actual == list(spec.columns):
+                findings.append(IndexFinding(spec, IndexStatus.OK))
+            else:
+                shown = ", ".join(c or "<expression>" for c in actual)
+                findings.append(IndexFinding(spec, IndexStatus.MISMATCHED, (
+                    f"index {spec.name} is on ({shown}), "
+                    f"the spec wants ({', '.join(spec.columns)})"
+                )))
+            continue
+        other = conn.execute(
+            "SELECT tbl_name FROM sqlite_master WHERE type = 'index' AND name = ?", (spec.name,)
+        ).fetchone()
+        if other is not None:
+            findings.append(IndexFinding(spec, IndexStatus.MISMATCHED, (
+                f"index {spec.name} is on table {other[0]}, the spec wants {spec.table}"
+            )))
+        else:
+            detail = f"index {spec.name} is missing"
+            findings.append(IndexFinding(spec, IndexStatus.MISSING, detail))
+    return Inspection(findings, _stats_fresh(conn, specs, findings))
+
+
+def _stats_fresh(
+    conn: sqlite3.Connection, specs: Sequence[IndexSpec], findings: list[IndexFinding]
+) -> bool:
+    """Statistics are fresh when sqlite_stat1 has a row for every index of the spec that
+    exists on a non-empty table, and its row count matches the table's."""
+    has_stat = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
+    ).fetchone()
+    usable = [f.spec for f in findings if f.status is IndexStatus.OK]
+    if not usable:
+        return True
+    if not has_stat:
+        return False
+    for spec in usable:
+        row = conn.execute(
+            "SELECT stat FROM sqlite_stat1 WHERE tbl = ? AND idx = ?", (spec.table, spec.name)
+        ).fetchone()
+        count = conn.execute(f'SELECT count(*) FROM "{spec.table}"').fetchone()[0]
+        if row is None:
+            if count:
+                return False
+            continue
+        if int(str(row[0]).split()[0]) != count:
+            return False
+    return True
+
+
+class _Healer:
+    """One heal on one short-lived connection; raises DbChanged if the file moves under it."""
+
+    def __init__(
+        self, path: Path, cfg: HealConfig, expected: DbLook, sleep: Callable[[float], None]
+    ) -> None:
+        self.path = path
+        self.cfg = cfg
+        self.expected = expected
+        self.sleep = sleep
+        self.conn = _connect(path, cfg.connect_timeout)
+        self.data_version = self._data_version()
+        self.last_own = expected.main
+        if self.last_own != FileStat.of(path):
+            raise DbChanged(f"{path.name} changed before the heal could start")
+
+    def _data_version(self) -> int:
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def _assert_unchanged(self) -> None:
+        # data_version moves when another connection commits; the stat catches a rename
+        # or a copy over the file, which SQLite cannot see.
+        if self._data_version() != self.data_version:
+            raise DbChanged(f"another program wrote to {self.path.name} during the heal")
+        now = FileStat.of(self.path)
+        if now != self.last_own:
+            raise DbChanged(f"{self.path.name} was replaced or rewritten during the heal")
+
+    @contextmanager
+    def write(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One short write transaction, retried with doubling backoff while busy."""
+        attempts = self.cfg.retries
+        for attempt in range(1, attempts + 1):
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _code(exc) in _BUSY_CODES and attempt < attempts:
+                    delay = self.cfg.retry_backoff * 2 ** (attempt - 1)
+                    log.info("%s: database busy (%s); retry %d/%d in %.1f s",
+                             what, exc, attempt, attempts - 1, delay)
+                    self.sleep(delay)
+                    continue
+                if _code(exc) in _BUSY_CODES:
+                    raise DbBusy(
+                        f"{what}: {self.path.name} stayed locked by another program through "
+                        f"{attempts} attempts ({self.cfg.connect_timeout:g} s busy timeout each)"
+                    ) from None
+                raise _translate(exc, self.path, what) from exc
+            try:
+                self._assert_unchanged()
+                yield self.conn
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            self.last_own = FileStat.of(self.path)
+            return
+
+    def final_look(self) -> DbLook:
+        """The file as the heal leaves it, taken under a shared lock so no SQLite writer
+        can commit between the check and the look."""
+        self.conn.execute("BEGIN")
+        try:
+            self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            self._assert_unchanged()
+            return look(self.path)
+        finally:
+            self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def heal(
+    path: Path,
+    cfg: HealConfig,
+    *,
+    expected: DbLook | None = None,
+    dry_run: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> HealReport:
+    """Check ``path`` against ``cfg.indexes`` and (unless ``dry_run``) heal it.
+
+    ``expected`` is the settled look; if the file differs from it, or changes during the
+    heal, DbChanged is raised and nothing more is written. Raises DbMissing,
+    DbUnreadable, DbBusy, DbReadOnly; schema problems (a missing table or column) are
+    reported in the result, not raised, and the indexes that can be built still are.
+    """
+    started = time.perf_counter()
+    current = check_readable(path)
+    if expected is not None and not current.same_content(expected):
+        raise DbChanged(f"{path.name} changed since it settled")
+    try:
+        healer = _Healer(path, cfg, expected or current, sleep)
+    except sqlite3.Error as exc:
+        raise _translate(exc, path, "opening it") from exc
+    with closing(healer):
+        try:
+            report = _heal_with(healer, cfg, dry_run)
+            report.after = healer.final_look()
+        except sqlite3.OperationalError as exc:
+            if _code(exc) in _BUSY_CODES:
+                raise DbBusy(f"{path.name} stayed locked by another program: {exc}") from None
+            raise _translate(exc, path, "healing it") from exc
+        except sqlite3.DatabaseError as exc:
+            raise _translate(exc, path, "healing it") from exc
+    report.duration_s = time.perf_counter() - started
+    return report
+
+
+def _heal_with(healer: _Healer, cfg: HealConfig, dry_run: bool) -> HealReport:
+    inspection = inspect(healer.conn, cfg.indexes)
+    report = HealReport(inspection, dry_run=dry_run)
+    if dry_run:
+        return report
+    if cfg.repair_mismatched:
+        for finding in inspection.needing(IndexStatus.MISMATCHED):
+            spec = finding.spec
+            log.warning("%s; rebuilding it", finding.detail)
+            with healer.write(f"rebuilding index {spec.name}") as conn:
+                conn.execute(f'DROP INDEX IF EXISTS "{spec.name}"')
+                conn.execute(spec.create_sql())
+            report.rebuilt.append(spec.name)
+    for finding in inspection.needing(IndexStatus.MISSING):
+        spec = finding.spec
+        with healer.write(f"creating index {spec.name}") as conn:
+            conn.execute(spec.create_sql())
+        report.created.append(spec.name)
+    if cfg.analyze and (report.created or report.rebuilt or not inspection.stats_fresh):
+        tables = sorted({f.spec.table for f in inspection.findings
+                         if f.status is not IndexStatus.BLOCKED})
+        for table in tables:
+            with healer.write(f"refreshing statistics of {table}") as conn:
+                conn.execute(f'ANALYZE "{table}"')
+        report.analyzed = bool(tables)
+    return report

@@ -1,0 +1,479 @@
+"""The hub: owns one root task group, the state and the command inbox, and runs the
+cycle: watch -> settle -> heal -> state + event.
+
+Everything here runs on the hub's event loop (asyncio backend); blocking work (stat,
+sqlite3) goes through ``anyio.to_thread``. Other threads talk to it only through the
+:class:`~core.channel.Channel`; code on the loop (the API) calls its methods directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+
+from core.channel import Channel, Command, CommandKind
+from core.config import Config
+from core.dbfile import DbLook, look
+from core.errors import DbBusy, DbChanged, DbMissing, DbReadOnly, DbUnreadable
+from core.eventlog import EventLog, EventName, utcnow
+from core.heal import HealReport, heal
+from core.settle import settle
+from core.state import (
+    Activity,
+    CheckResult,
+    DbStatus,
+    PersistedState,
+    ServerStatus,
+    StatusSnapshot,
+    derive_state,
+    load_state,
+    save_state,
+)
+from core.watcher import watch_db
+
+log = logging.getLogger(__name__)
+
+# A service runs in the hub's task group: ``await tg.start(service, hub)``.
+Service = Callable[..., Coroutine[Any, Any, None]]
+AfterCheckHook = Callable[[str], Awaitable[None]]
+ServerCommand = Callable[[CommandKind], Coroutine[Any, Any, None]]
+
+
+class Hub:
+    """The core of the product, with no UI."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        channel: Channel | None = None,
+        events: EventLog | None = None,
+        persist: bool = True,
+    ) -> None:
+        self.config = config
+        self.path: Path = config.db_path
+        self.channel = channel or Channel()
+        self.events = events or EventLog(config.events_file)
+        self._persist = persist
+        saved = load_state(config.state_file) if persist else PersistedState()
+        self.events.preload(saved.recent_events)
+        self._auto_mode = config.watch.auto_mode if saved.auto_mode is None else saved.auto_mode
+        self._known_version = saved.known_version
+        self._last_db_update = saved.last_db_update
+        self._last_check = saved.last_check
+        self._next_check: datetime | None = None
+        self._last_look: DbLook | None = None
+        self._activity = Activity.IDLE
+        self._message = "starting"
+        self._update_pending = False
+        self._problem: tuple[str, str] | None = None  # ("missing"|"unreadable", message)
+        self._servers: dict[str, ServerStatus] = {}
+        self._server_commands: dict[str, ServerCommand] = {}
+        self._services: list[Service] = []
+        self._after_check: list[AfterCheckHook] = []
+        self._wake = anyio.Event()
+        self._reschedule = anyio.Event()
+        self._want_cycle = False
+        self._want_check = False
+        self._want_forced = False
+        self._tg: anyio.abc.TaskGroup | None = None
+        self.cycles = 0
+        self.heals = 0
+
+    # wiring ------------------------------------------------------------------------
+
+    def add_service(self, service: Service) -> None:
+        """Run ``service(hub, task_status=...)`` in the hub's task group (API, supervisor)."""
+        self._services.append(service)
+
+    def add_after_check(self, hook: AfterCheckHook) -> None:
+        """Await ``hook(version)`` after each successful check (e.g. cache warming)."""
+        self._after_check.append(hook)
+
+    def register_server(self, name: str, status: ServerStatus,
+                        control: ServerCommand | None = None) -> None:
+        self._servers[name] = status
+        if control is not None:
+            self._server_commands[name] = control
+        self._publish()
+
+    def set_server(self, name: str, status: ServerStatus) -> None:
+        self._servers[name] = status
+        self._publish()
+
+    # commands (call on the loop; other threads use the channel) -------------------
+
+    def check_now(self) -> None:
+        """Check (and heal) now, even with auto mode off; never piles up."""
+        self._request(check=True)
+
+    def set_auto_mode(self, on: bool) -> None:
+        if on == self._auto_mode:
+            return
+        self._auto_mode = on
+        self.events.emit(EventName.AUTO_MODE_CHANGED, auto_mode=on)
+        log.info("auto mode %s", "on" if on else "off")
+        if on:
+            self._request()  # heal an update that waited for auto mode
+        self._save_soon()
+        self._publish()
+
+    def shutdown(self) -> None:
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+
+    def deliver(self, command: Command) -> None:
+        """Run a command posted through the channel (on the loop)."""
+        if command.kind is CommandKind.CHECK_NOW:
+            self.check_now()
+        elif command.kind is CommandKind.SET_AUTO_MODE:
+            self.set_auto_mode(bool(command.value))
+        elif command.kind is CommandKind.SHUTDOWN:
+            self.shutdown()
+        elif self._tg is not None:
+            name = str(command.value or "dashboard")
+            control = self._server_commands.get(name)
+            if control is None:
+                log.warning("no server named %s to %s", name, command.kind)
+            else:
+                self._tg.start_soon(control, command.kind)
+
+    # status ------------------------------------------------------------------------
+
+    @property
+    def auto_mode(self) -> bool:
+        return self._auto_mode
+
+    @property
+    def known_version(self) -> str:
+        return self._known_version
+
+    @property
+    def busy(self) -> bool:
+        """True while the file is being written or checked (readers should wait)."""
+        return self._activity is not Activity.IDLE
+
+    def status(self) -> StatusSnapshot:
+        current = self._last_look
+        db = DbStatus(path=str(self.path))
+        if current is not None and current.exists:
+            db.exists = True
+            db.size = current.main.size
+            db.mtime = datetime.fromtimestamp(current.main.mtime_ns / 1e9, UTC)
+            db.version = current.version
+        if self._problem is not None:
+            db.problem = self._problem[0]  # type: ignore[assignment]
+            db.error = self._problem[1]
+        state = derive_state(
+            activity=self._activity,
+            auto_mode=self._auto_mode,
+            update_pending=self._update_pending,
+            db=db,
+            last_check=self._last_check,
+            servers=self._servers,
+        )
+        return StatusSnapshot(
+            state=state,
+            message=self._message,
+            activity=self._activity,
+            auto_mode=self._auto_mode,
+            update_pending=self._update_pending,
+            db=db,
+            last_db_update=self._last_db_update,
+            last_check=self._last_check,
+            next_check=self._next_check,
+            servers={k: v.model_copy() for k, v in self._servers.items()},
+            recent_events=self.events.recent(20),
+            pid=os.getpid(),
+            updated_at=utcnow(),
+        )
+
+    def _publish(self) -> None:
+        self.channel.publish(self.status())
+
+    def _set(self, activity: Activity | None = None, message: str | None = None) -> None:
+        if activity is not None:
+            self._activity = activity
+        if message is not None:
+            self._message = message
+        self._publish()
+
+    # lifecycle ---------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[Hub] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled or :meth:`shutdown`; state is saved on the way out."""
+        inbox_send, inbox_recv = anyio.create_memory_object_stream[Command](64)
+
+        def post(command: Command) -> None:
+            try:
+                inbox_send.send_nowait(command)
+            except anyio.WouldBlock:
+                log.warning("command inbox full; dropping %s", command.kind)
+
+        self.channel.bind(post)
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self._inbox, inbox_recv)
+                tg.start_soon(self._worker)
+                tg.start_soon(self._scheduler)
+                tg.start_soon(self._watch)
+                for service in self._services:
+                    await tg.start(service, self)
+                self._request(check=True, forced=False)  # first look at start-up
+                task_status.started(self)
+        finally:
+            self.channel.unbind()
+            inbox_send.close()
+            self._tg = None
+            with anyio.move_on_after(5, shield=True):
+                await self._save()
+            log.info("hub stopped")
+
+    async def _inbox(self, recv: anyio.abc.ObjectReceiveStream[Command]) -> None:
+        async with recv:
+            async for command in recv:
+                self.deliver(command)
+
+    async def _watch(self) -> None:
+        cfg = self.config.watch
+        await watch_db(
+            self.path,
+            self._on_file_event,
+            force_polling=cfg.force_polling,
+            poll_interval=cfg.poll_interval,
+        )
+
+    def _on_file_event(self) -> None:
+        self._request()
+
+    async def _scheduler(self) -> None:
+        """The periodic check (the seed's hourly check, shown as Next Check)."""
+        interval = self.config.watch.check_interval
+        while True:
+            self._reschedule = anyio.Event()
+            if self._next_check is None:
+                self._next_check = utcnow() + timedelta(seconds=interval)
+                self._publish()
+            delay = (self._next_check - utcnow()).total_seconds()
+            with anyio.move_on_after(max(0.0, delay)):
+                await self._reschedule.wait()
+                continue
+            self._next_check = utcnow() + timedelta(seconds=interval)
+            log.debug("periodic check")
+            self._request(check=True, forced=False)
+
+    def _request(self, *, check: bool = False, forced: bool = True) -> None:
+        """Ask the worker for one more cycle. ``check``: inspect even if nothing changed;
+        ``forced``: heal even with auto mode off (Check Now)."""
+        self._want_cycle = True
+        if check:
+            self._want_check = True
+            self._want_forced = self._want_forced or forced
+        self._wake.set()
+
+    async def _worker(self) -> None:
+        """The only place checks run: one at a time, requests during one coalesce."""
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            if not self._want_cycle:
+                continue
+            check, forced = self._want_check, self._want_forced
+            self._want_cycle = self._want_check = self._want_forced = False
+            try:
+                await self._cycle(check=check, forced=forced and check)
+            except Exception:  # a bug must not end the watching; say it loudly
+                log.exception("check cycle failed unexpectedly")
+                self._set(Activity.IDLE, "internal error; see the log")
+            self.cycles += 1
+
+    # the cycle ---------------------------------------------------------------------
+
+    async def _look(self) -> DbLook:
+        current = await anyio.to_thread.run_sync(look, self.path)
+        self._last_look = current
+        return current
+
+    async def _cycle(self, *, check: bool, forced: bool) -> None:
+        current = await self._look()
+        if not current.exists:
+            await self._missing(current)
+            return
+        changed = current.version != self._known_version
+        if changed:
+            if not self._auto_mode and not forced:
+                if not self._update_pending:
+                    self._update_pending = True
+                    self._last_db_update = utcnow()
+                    self.events.emit(EventName.DB_CHANGE_DETECTED, auto_mode=False)
+                    log.info("DB update detected, auto mode off: waiting for Check Now")
+                self._set(message="update detected, auto mode off")
+                self._save_soon()
+                return
+            current = await self._settle(current)
+            if not current.exists:
+                await self._missing(current)
+                return
+        elif not check or not (self._auto_mode or forced):
+            self._publish()  # our own writes, a reader's touch, or paused: nothing to do
+            return
+        await self._check(current)
+
+    async def _settle(self, first: DbLook) -> DbLook:
+        self._last_db_update = utcnow()
+        self.events.emit(EventName.DB_CHANGE_DETECTED, size=first.main.size)
+        log.info("DB update detected: %s", self.path)
+        cfg = self.config.watch
+        window = cfg.settle_interval * cfg.settle_checks
+        self._set(Activity.SETTLING, f"update detected; waiting {window:g} s for the ERP to finish")
+
+        async def still_writing(current: DbLook, changes: int) -> None:
+            self._last_look = current
+            self._set(message="waiting for the ERP to finish writing")
+            if changes == 1:
+                log.info("ERP still writing %s; waiting", self.path.name)
+
+        settled = await settle(
+            self.path,
+            interval=cfg.settle_interval,
+            checks=cfg.settle_checks,
+            first=first,
+            on_still_writing=still_writing,
+        )
+        self._last_look = settled
+        if settled.exists:
+            self.events.emit(EventName.DB_SETTLED, size=settled.main.size, version=settled.version)
+            log.info("DB update settled (%s bytes)", f"{settled.main.size:,}")
+        return settled
+
+    async def _missing(self, current: DbLook) -> None:
+        self._known_version = ""
+        if self._problem is None or self._problem[0] != "missing":
+            message = f"database file not found: {self.path}"
+            self._problem = ("missing", message)
+            self.events.emit(EventName.DB_MISSING, path=str(self.path))
+            log.warning("%s; watching for it", message)
+        self._set(Activity.IDLE, "database missing")
+        self._save_soon()
+
+    async def _check(self, settled: DbLook) -> None:
+        self._set(Activity.CHECKING, "checking indexes")
+        started = utcnow()
+        try:
+            report: HealReport = await anyio.to_thread.run_sync(
+                lambda: heal(self.path, self.config.heal, expected=settled)
+            )
+        except DbChanged as exc:
+            log.info("%s; waiting for it to settle again", exc)
+            self._set(Activity.SETTLING, "the file changed during the check; waiting again")
+            self._request(check=True)
+            return
+        except DbMissing:
+            await self._missing(await self._look())
+            return
+        except DbUnreadable as exc:
+            self._known_version = settled.version
+            self._fail(started, str(exc), problem="unreadable")
+            return
+        except (DbBusy, DbReadOnly, sqlite3.Error, OSError) as exc:
+            self._known_version = settled.version
+            self._fail(started, str(exc))
+            return
+        finally:
+            self._activity = Activity.IDLE
+            self._update_pending = False
+            self._reschedule.set()
+            self._next_check = None  # the scheduler sets it anew from now
+        after = report.after or settled
+        self._last_look = after
+        self._known_version = after.version
+        self._problem = None
+        self._last_check = CheckResult(
+            at=utcnow(),
+            result=report.result,
+            healed=report.healed,
+            error="; ".join(report.problems) or None,
+            duration_s=round(report.duration_s, 3),
+            version=after.version,
+        )
+        self.heals += bool(report.healed)
+        if report.result == "failed":
+            self.events.emit(EventName.HEAL_FAILED, error=self._last_check.error,
+                             healed=report.healed)
+            log.error("index check failed: %s", self._last_check.error)
+            message = "index check failed"
+        elif report.healed:
+            self.events.emit(EventName.INDEXES_HEALED, healed=report.healed,
+                             duration_s=self._last_check.duration_s)
+            log.info("indexes restored (%d, %.1f s): %s", len(report.created + report.rebuilt),
+                     report.duration_s, ", ".join(report.healed))
+            message = "indexes restored"
+        else:
+            self.events.emit(EventName.CHECK_OK, duration_s=self._last_check.duration_s)
+            log.info("index check ok (%.2f s)", report.duration_s)
+            message = "all indexes in place"
+        self._set(Activity.IDLE, message)
+        await self._save()
+        if report.result != "failed":
+            for hook in self._after_check:
+                try:
+                    await hook(after.version)
+                except Exception:
+                    log.exception("after-check hook failed")
+
+    def _fail(self, started: datetime, error: str, *, problem: str | None = None) -> None:
+        self._last_check = CheckResult(
+            at=utcnow(), result="failed", error=error,
+            duration_s=round((utcnow() - started).total_seconds(), 3),
+            version=self._known_version,
+        )
+        if problem is not None:
+            if self._problem != (problem, error):
+                self.events.emit(EventName.DB_UNREADABLE, error=error)
+            self._problem = (problem, error)
+            log.error("database unreadable: %s", error)
+        else:
+            self._problem = None
+            self.events.emit(EventName.HEAL_FAILED, error=error)
+            log.error("index check failed: %s", error)
+        self._set(Activity.IDLE, error)
+        self._save_soon()
+
+    # persistence -------------------------------------------------------------------
+
+    def _persisted(self) -> PersistedState:
+        return PersistedState(
+            auto_mode=self._auto_mode,
+            known_version=self._known_version,
+            last_db_update=self._last_db_update,
+            last_check=self._last_check,
+            recent_events=self.events.recent(20),
+        )
+
+    async def _save(self) -> None:
+        if not self._persist:
+            return
+        state = self._persisted()
+        try:
+            await anyio.to_thread.run_sync(save_state, self.config.state_file, state)
+        except OSError as exc:
+            log.warning("cannot save state to %s: %s", self.config.state_file, exc)
+
+    def _save_soon(self) -> None:
+        if self._tg is not None:
+            self._tg.start_soon(self._save)
+
+
+def status_from_disk(config: Config) -> dict[str, Any]:
+    """What ``pdh status`` shows when no agent answers: the persisted state."""
+    saved = load_state(config.state_file)
+    return saved.model_dump(mode="json")

@@ -1,0 +1,154 @@
+"""The hub's state: one snapshot model (what /hub/status, ``pdh status``, the tray and
+the dashboard panel show), derived from a few facts, and persisted atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+log = logging.getLogger(__name__)
+
+
+class HubState(StrEnum):
+    HEALTHY = "healthy"  # green
+    WORKING = "working"  # blue: settling, checking, healing
+    DEGRADED = "degraded"  # amber: a server down, an update waiting (auto mode off)
+    ERROR = "error"  # red: DB missing or unreadable, heal failed
+    PAUSED = "paused"  # grey: auto mode off, nothing pending
+
+
+class Activity(StrEnum):
+    IDLE = "idle"
+    SETTLING = "settling"
+    CHECKING = "checking"
+
+
+class DbStatus(BaseModel):
+    path: str
+    exists: bool = False
+    size: int | None = None
+    mtime: datetime | None = None
+    version: str = ""
+    problem: Literal["missing", "unreadable"] | None = None
+    error: str | None = None
+
+
+class CheckResult(BaseModel):
+    at: datetime
+    result: Literal["ok", "healed", "failed"]
+    healed: list[str] = Field(default_factory=list)
+    error: str | None = None
+    duration_s: float = 0.0
+    version: str = ""
+
+
+class ServerState(StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    RESTARTING = "restarting"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    GAVE_UP = "gave_up"
+    DISABLED = "disabled"
+
+
+class ServerStatus(BaseModel):
+    state: ServerState = ServerState.STOPPED
+    url: str | None = None
+    restarts: int = 0
+    pid: int | None = None
+    error: str | None = None
+
+    @property
+    def down(self) -> bool:
+        return self.state in (ServerState.FAILED, ServerState.GAVE_UP)
+
+
+class StatusSnapshot(BaseModel):
+    """Everything the hub shows about itself at one moment."""
+
+    state: HubState
+    message: str
+    activity: Activity = Activity.IDLE
+    auto_mode: bool = True
+    update_pending: bool = False
+    db: DbStatus
+    last_db_update: datetime | None = None
+    last_check: CheckResult | None = None
+    next_check: datetime | None = None
+    servers: dict[str, ServerStatus] = Field(default_factory=dict)
+    recent_events: list[dict[str, Any]] = Field(default_factory=list)
+    pid: int | None = None
+    updated_at: datetime | None = None
+
+
+def derive_state(
+    *,
+    activity: Activity,
+    auto_mode: bool,
+    update_pending: bool,
+    db: DbStatus,
+    last_check: CheckResult | None,
+    servers: dict[str, ServerStatus],
+) -> HubState:
+    """The colour of the hub, from the facts, by a fixed precedence."""
+    if activity is not Activity.IDLE:
+        return HubState.WORKING
+    if db.problem is not None or (last_check is not None and last_check.result == "failed"):
+        return HubState.ERROR
+    if update_pending or any(s.down for s in servers.values()):
+        return HubState.DEGRADED
+    if not auto_mode:
+        return HubState.PAUSED
+    return HubState.HEALTHY
+
+
+class PersistedState(BaseModel):
+    """What survives a restart."""
+
+    auto_mode: bool | None = None
+    known_version: str = ""
+    last_db_update: datetime | None = None
+    last_check: CheckResult | None = None
+    recent_events: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def save_state(path: Path, state: PersistedState) -> None:
+    """Write ``state`` atomically: a temp file in the same folder, then os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = state.model_dump_json(indent=2)
+    fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_state(path: Path) -> PersistedState:
+    """The persisted state, or an empty one if the file is missing or damaged."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return PersistedState()
+    except OSError as exc:
+        log.warning("cannot read state file %s: %s", path, exc)
+        return PersistedState()
+    try:
+        return PersistedState.model_validate(json.loads(raw))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        log.warning("state file %s is damaged (%s); starting fresh", path, exc)
+        return PersistedState()

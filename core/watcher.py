@@ -1,0 +1,92 @@
+"""Notice changes to the database: watchfiles on its FOLDER (an atomic rename puts a new
+inode there, which a watch on the old file would never see), filtered to the database
+and its sidecars. Polling for network shares; survives the folder going away.
+
+The watcher only says "something changed" (``on_change``); the hub decides what it
+means by looking at the file, so a missed or duplicated event costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+from watchfiles import Change, awatch
+
+from core.dbfile import watched_names
+
+log = logging.getLogger(__name__)
+
+
+def _folder_id(folder: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+class DbFilter:
+    """A watchfiles filter passing only the database file and its sidecars."""
+
+    def __init__(self, path: Path) -> None:
+        self.names = watched_names(path)
+
+    def __call__(self, change: Change, path: str) -> bool:
+        return os.path.basename(path) in self.names
+
+
+async def watch_db(
+    path: Path,
+    on_change: Callable[[], None],
+    *,
+    force_polling: bool = False,
+    poll_interval: float = 2.0,
+    debounce_ms: int = 200,
+) -> None:
+    """Call ``on_change`` whenever the database or a sidecar may have changed; forever.
+
+    When the folder is missing, wait for it (looking every ``poll_interval``) and report
+    a change when it returns. The folder's identity is re-checked every
+    ``poll_interval`` too, so a folder deleted and re-created is watched anew.
+    """
+    folder = path.parent
+    watch_filter = DbFilter(path)
+    wake_ms = max(200, int(poll_interval * 1000))
+    while True:
+        folder_id = await anyio.to_thread.run_sync(_folder_id, folder)
+        if folder_id is None:
+            log.warning("database folder %s is missing; waiting for it", folder)
+            while folder_id is None:
+                await anyio.sleep(poll_interval)
+                folder_id = await anyio.to_thread.run_sync(_folder_id, folder)
+            log.info("database folder %s is back", folder)
+            on_change()
+        try:
+            async for changes in awatch(
+                folder,
+                watch_filter=watch_filter,
+                force_polling=force_polling,
+                poll_delay_ms=int(poll_interval * 1000),
+                debounce=debounce_ms,
+                rust_timeout=wake_ms,
+                yield_on_timeout=True,
+                recursive=False,
+                ignore_permission_denied=True,
+            ):
+                if changes:
+                    log.debug("file events: %s", changes)
+                    on_change()
+                if await anyio.to_thread.run_sync(_folder_id, folder) != folder_id:
+                    log.warning("database folder %s went away or was replaced", folder)
+                    on_change()
+                    break
+        except (OSError, RuntimeError) as exc:
+            # The OS watcher died (folder removed under it, too many watches, a share
+            # dropped): report a possible change and start over.
+            log.warning("watching %s failed (%s); retrying", folder, exc)
+            on_change()
+            await anyio.sleep(poll_interval)
