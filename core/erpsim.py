@@ -135,7 +135,11 @@ def _build_private(rows: int, seed: int, days: int) -> Path:
     """A complete export in the system temp dir (the ERP's side of a network copy)."""
     fd, name = tempfile.mkstemp(prefix="erpsim-", suffix=".db")
     os.close(fd)
-    build_demo_file(Path(name), rows=rows, seed=seed, days=days)
+    try:
+        build_demo_file(Path(name), rows=rows, seed=seed, days=days)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
     return Path(name)
 
 

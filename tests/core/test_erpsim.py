@@ -143,7 +143,7 @@ def test_copy_rewrites_in_place_and_is_partial_midway(db_path: Path) -> None:
     with ParkedExport(export, park_at="chunk 2/4"):
         mid_size = db_path.stat().st_size
         assert db_path.stat().st_ino == old_inode
-        assert 0 < mid_size
+        assert mid_size > 0
         with pytest.raises(sqlite3.DatabaseError):
             query(db_path, "SELECT count(*) FROM production_records")
 
@@ -223,7 +223,7 @@ def test_rebuild_creates_the_file_when_missing(tmp_path: Path) -> None:
 
 
 def test_delete_leaves_no_file_for_a_while(db_path: Path) -> None:
-    old_inode = db_path.stat().st_ino
+    old_records = records(db_path)
     db_path.with_name(db_path.name + "-journal").write_bytes(b"")
     seen: dict[str, list[str]] = {}
 
@@ -233,7 +233,8 @@ def test_delete_leaves_no_file_for_a_while(db_path: Path) -> None:
 
     simulate_export(db_path, ExportMode.DELETE, seed=8, on_phase=on_phase, **FAST)
     assert seen["files"] == []
-    assert db_path.stat().st_ino != old_inode
+    # No inode check: the freed inode number is often handed straight to the new file.
+    assert records(db_path) != old_records
     assert sorted(p.name for p in db_path.parent.iterdir()) == [db_path.name]
     assert_complete_export(db_path)
 
@@ -261,10 +262,11 @@ def test_corrupt_leaves_a_truncated_sqlite_file(db_path: Path) -> None:
 
 def test_explicit_seed_is_deterministic_and_none_differs(tmp_path: Path) -> None:
     a, b, c, d = (tmp_path / f"{n}.db" for n in "abcd")
-    simulate_export(a, ExportMode.REPLACE, seed=11, **FAST)
-    simulate_export(b, ExportMode.REPLACE, seed=11, **FAST)
-    simulate_export(c, ExportMode.REPLACE, **FAST)
-    simulate_export(d, ExportMode.REPLACE, **FAST)
+    quick = {**FAST, "seconds": 0.0}
+    simulate_export(a, ExportMode.REPLACE, seed=11, **quick)
+    simulate_export(b, ExportMode.REPLACE, seed=11, **quick)
+    simulate_export(c, ExportMode.REPLACE, **quick)
+    simulate_export(d, ExportMode.REPLACE, **quick)
     assert records(a) == records(b)
     assert records(c) != records(d)
 

@@ -1,0 +1,36 @@
+# Production Data Hub: the two quick-start commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO_DB := demo/production_analysis.db
+
+.PHONY: run test lint bench venv clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+$(DEMO_DB): | $(VENV)/.installed
+	$(BIN)/pdh demo-db $(DEMO_DB) --rows 50000
+
+run: $(VENV)/.installed $(DEMO_DB)
+	$(BIN)/pdh run --db $(DEMO_DB) --headless
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/bench_demodb.py --rows 200000
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache

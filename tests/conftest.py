@@ -1,0 +1,109 @@
+"""Shared fixtures: small real SQLite files, a config with tiny intervals, waiting on
+conditions (never sleep-and-hope), free loopback ports."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.config import Config, parse_config
+
+FIXED_END = date(2026, 3, 31)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def make_config(tmp_path: Path, db: Path | None = None, **sections: dict[str, Any]) -> Config:
+    """A config for tests: DB in tmp_path/data, logs and state in tmp_path, tiny intervals."""
+    data: dict[str, Any] = {
+        "database": {"path": str(db or tmp_path / "data" / "production_analysis.db")},
+        "watch": {
+            "settle_interval": 0.2,
+            "settle_checks": 2,
+            "check_interval": 3600.0,
+            "poll_interval": 0.2,
+        },
+        "heal": {"connect_timeout": 2.0, "retries": 3, "retry_backoff": 0.1},
+        "api": {"enabled": False},
+        "dashboard": {"enabled": False},
+        "ui": {"notifications": False},
+        "log": {"dir": str(tmp_path / "logs")},
+        "state": {"dir": str(tmp_path / "state")},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return parse_config(data, source="<test>", base=tmp_path)
+
+
+@pytest.fixture
+def config_factory(tmp_path: Path) -> Callable[..., Config]:
+    def factory(**sections: dict[str, Any]) -> Config:
+        return make_config(tmp_path, **sections)
+
+    return factory
+
+
+def make_db(path: Path, *, rows: int = 2000, seed: int = 1, days: int = 60) -> Path:
+    from core.demodb import create_demo_db
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    create_demo_db(path, rows=rows, seed=seed, days=days, end_date=FIXED_END)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One small demo DB per session; copy it rather than regenerating it."""
+    return make_db(tmp_path_factory.mktemp("template") / "template.db")
+
+
+@pytest.fixture
+def small_db(tmp_path: Path, small_db_template: Path) -> Path:
+    import shutil
+
+    target = tmp_path / "data" / "production_analysis.db"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(small_db_template, target)
+    return target
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
+             message: str = "condition") -> Any:
+    """Poll ``condition`` until truthy (returned) or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
+
+
+async def await_for(condition: Callable[[], Any], timeout: float = 10.0,  # noqa: ASYNC109
+                    interval: float = 0.02, message: str = "condition") -> Any:
+    """The async twin of :func:`wait_for`, for tests running on the event loop."""
+    import anyio
+
+    with anyio.fail_after(timeout):
+        while True:
+            value = condition()
+            if value:
+                return value
+            await anyio.sleep(interval)
+    raise AssertionError(message)  # pragma: no cover
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
