@@ -21,7 +21,7 @@ from typing import Literal
 
 from core.config import HealConfig, IndexSpec
 from core.dbfile import DbLook, FileStat, look, read_header
-from core.errors import DbBusy, DbChanged, DbMissing, DbReadOnly, DbUnreadable
+from core.errors import DbBusy, DbChanged, DbMissing, DbReadOnly, DbUnreadable, HubError
 
 log = logging.getLogger(__name__)
 
@@ -235,9 +235,17 @@ class _Healer:
         self.sleep = sleep
         self.conn = _connect(path, cfg.connect_timeout)
         self.data_version = self._data_version()
+        # The inode our connection writes to; if the path stops naming it, every later
+        # write would land in a file the ERP has already replaced.
+        self.identity = (expected.main.dev, expected.main.ino)
         self.last_own = expected.main
-        if self.last_own != FileStat.of(path):
+        if self.moved_on():
             raise DbChanged(f"{path.name} changed before the heal could start")
+
+    def moved_on(self) -> bool:
+        """True if the file at the path is no longer the one as we last left it."""
+        now = FileStat.of(self.path)
+        return (now.dev, now.ino) != self.identity or now != self.last_own
 
     def _data_version(self) -> int:
         return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
@@ -247,8 +255,7 @@ class _Healer:
         # or a copy over the file, which SQLite cannot see.
         if self._data_version() != self.data_version:
             raise DbChanged(f"another program wrote to {self.path.name} during the heal")
-        now = FileStat.of(self.path)
-        if now != self.last_own:
+        if self.moved_on():
             raise DbChanged(f"{self.path.name} was replaced or rewritten during the heal")
 
     @contextmanager
@@ -279,7 +286,10 @@ class _Healer:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
                 raise
-            self.last_own = FileStat.of(self.path)
+            now = FileStat.of(self.path)
+            if (now.dev, now.ino) != self.identity:
+                raise DbChanged(f"{self.path.name} was replaced during the heal")
+            self.last_own = now
             return
 
     def final_look(self) -> DbLook:
@@ -324,11 +334,17 @@ def heal(
         try:
             report = _heal_with(healer, cfg, dry_run)
             report.after = healer.final_look()
-        except sqlite3.OperationalError as exc:
-            if _code(exc) in _BUSY_CODES:
+        except DbChanged:
+            raise
+        except (sqlite3.Error, HubError) as exc:
+            # An error because the file was renamed over or rewritten under us (SQLite
+            # says "readonly database" for a moved file) is a change, not a failure.
+            if healer.moved_on():
+                raise DbChanged(f"{path.name} was replaced during the heal ({exc})") from exc
+            if isinstance(exc, HubError):
+                raise
+            if isinstance(exc, sqlite3.OperationalError) and _code(exc) in _BUSY_CODES:
                 raise DbBusy(f"{path.name} stayed locked by another program: {exc}") from None
-            raise _translate(exc, path, "healing it") from exc
-        except sqlite3.DatabaseError as exc:
             raise _translate(exc, path, "healing it") from exc
     report.duration_s = time.perf_counter() - started
     return report

@@ -1,0 +1,52 @@
+"""The DB version: more than mtime, and stable while nothing changes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+from core.dbfile import look, read_header, watched_names
+
+
+def test_version_is_stable_and_reads_the_header(small_db: Path) -> None:
+    a, b = look(small_db), look(small_db)
+    assert a == b and a.version == b.version and len(a.version) == 16
+    assert a.header_valid and not a.writing
+    header = read_header(small_db)
+    assert header.expected_size() == small_db.stat().st_size
+
+
+def test_same_size_and_mtime_still_changes_the_version(small_db: Path) -> None:
+    """A re-export that keeps the size, with the old mtime carried over by a copy tool."""
+    before = look(small_db)
+    st = small_db.stat()
+    conn = sqlite3.connect(small_db, isolation_level=None)
+    conn.execute("UPDATE items SET unit = 'KG' WHERE rowid = 1")  # same size, new counter
+    conn.close()
+    os.utime(small_db, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = look(small_db)
+    assert after.main.size == before.main.size and after.main.mtime_ns == before.main.mtime_ns
+    assert after.version != before.version
+
+
+def test_a_rename_over_changes_the_version(small_db: Path, tmp_path: Path) -> None:
+    before = look(small_db)
+    copy = tmp_path / "copy.db"
+    shutil.copy2(small_db, copy)  # same bytes, same mtime, new inode
+    os.replace(copy, small_db)
+    assert look(small_db).version != before.version
+
+
+def test_missing_file_and_sidecars(tmp_path: Path, small_db: Path) -> None:
+    absent = look(tmp_path / "nope.db")
+    assert not absent.exists and absent.version == ""
+    journal = small_db.with_name(small_db.name + "-journal")
+    journal.write_bytes(b"x" * 10)
+    with_journal = look(small_db)
+    assert with_journal.writing and with_journal != look(small_db.with_name("other.db"))
+    assert watched_names(small_db) == {
+        "production_analysis.db", "production_analysis.db-journal",
+        "production_analysis.db-wal", "production_analysis.db-shm",
+    }

@@ -1,0 +1,397 @@
+"""The hub end to end on its own loop: real SQLite files, real watchfiles events on a temp
+folder, real exports by the ERP simulator, tiny intervals, waits on conditions."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import pytest
+
+from core.config import Config
+from core.dbfile import look
+from core.erpsim import ExportMode, simulate_export, write_empty, write_garbage, write_missing_table
+from core.heal import heal
+from core.state import HubState, load_state
+from tests.conftest import await_for, make_config, make_db
+from tests.core.hubtools import (
+    count,
+    read_only_folder,
+    running_hub,
+    until_at_rest,
+    until_event,
+)
+
+pytestmark = pytest.mark.anyio
+
+# The settle window (0.3 s x 3 looks) is far longer than the exports' pauses (~0.1 s),
+# so a slow CI machine cannot make a pause look like the end of a write.
+FAST = {"watch": {"settle_interval": 0.3, "settle_checks": 3, "poll_interval": 0.2}}
+
+
+def indexes_ok(db: Path, config: Config) -> bool:
+    report = heal(db, config.heal, dry_run=True)
+    return report.result == "ok"
+
+
+def integrity(db: Path) -> str:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def heal_times(hub_events: list[dict[str, object]]) -> list[datetime]:
+    return [
+        datetime.fromisoformat(str(e["time"]).replace("Z", "+00:00"))
+        for e in hub_events if e["event"] == "indexes_healed"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("mode", "transaction"),
+    [
+        (ExportMode.REPLACE, "one"),
+        (ExportMode.COPY, "one"),
+        (ExportMode.REBUILD, "one"),
+        (ExportMode.REBUILD, "batches"),
+        (ExportMode.DELETE, "one"),
+    ],
+)
+async def test_each_export_mode_heals_exactly_once_after_the_write(
+    tmp_path: Path, small_db: Path, mode: ExportMode, transaction: str
+) -> None:
+    config = make_config(tmp_path, **FAST)
+    async with running_hub(config) as hub:
+        await until_event(hub, "indexes_healed")  # the start-up heal of a fresh export
+        await until_at_rest(hub)
+        phases: list[tuple[str, datetime]] = []
+
+        def export() -> None:
+            simulate_export(
+                small_db, mode, rows=1500, seconds=0.8, seed=7, days=30,
+                transaction=transaction,  # type: ignore[arg-type]
+                on_phase=lambda p: phases.append((p, datetime.now(UTC))),
+            )
+
+        await anyio.to_thread.run_sync(export)
+        write_ended = phases[-1][1]
+        await until_event(hub, "indexes_healed", 2)
+        await until_at_rest(hub)
+        events = hub.events.recent(50)
+        times = heal_times(events)
+        assert len(times) == 2, [e["event"] for e in events]
+        assert times[1] >= write_ended  # none before the write ended
+        if mode is ExportMode.DELETE:
+            assert count(hub, "db_missing") == 1
+        assert count(hub, "db_unreadable") == 0 and count(hub, "heal_failed") == 0
+        assert hub.status().state is HubState.HEALTHY
+    assert indexes_ok(small_db, config)
+    assert integrity(small_db) == "ok"
+
+
+async def test_slow_copy_with_short_pauses_is_not_healed_until_it_ends(
+    tmp_path: Path, small_db: Path
+) -> None:
+    config = make_config(tmp_path, **FAST)
+    async with running_hub(config) as hub:
+        await until_event(hub, "indexes_healed")
+        await until_at_rest(hub)
+        heals_during: list[int] = []
+
+        def on_phase(phase: str) -> None:
+            if phase.startswith("chunk"):
+                heals_during.append(count(hub, "indexes_healed"))
+
+        await anyio.to_thread.run_sync(lambda: simulate_export(
+            small_db, ExportMode.COPY, rows=3000, seconds=2.4, chunks=24, seed=3, days=30,
+            on_phase=on_phase,
+        ))
+        assert set(heals_during) == {1}  # still only the start-up heal while copying
+        await until_event(hub, "indexes_healed", 2)
+        await until_at_rest(hub)
+        assert count(hub, "indexes_healed") == 2
+        assert count(hub, "db_unreadable") == 0
+    assert indexes_ok(small_db, config) and integrity(small_db) == "ok"
+
+
+async def test_three_exports_within_one_settle_window_give_one_heal(
+    tmp_path: Path, small_db: Path
+) -> None:
+    config = make_config(tmp_path, watch={"settle_interval": 0.4, "settle_checks": 3})
+    async with running_hub(config) as hub:
+        await until_event(hub, "indexes_healed")
+        await until_at_rest(hub)
+        for seed in (11, 12, 13):
+            await anyio.to_thread.run_sync(lambda s=seed: simulate_export(
+                small_db, ExportMode.REPLACE, rows=800, seconds=0.0, seed=s, days=20))
+        await until_event(hub, "indexes_healed", 2)
+        await until_at_rest(hub)
+        assert count(hub, "indexes_healed") == 2
+        assert count(hub, "db_settled") == 2
+    assert indexes_ok(small_db, config)
+
+
+async def test_long_erp_write_transaction_is_waited_out(tmp_path: Path, small_db: Path) -> None:
+    """The ERP holds its write transaction open well past the settle window, then
+    commits: the hub heals exactly once, after the commit, and the ERP's writes all
+    succeed (its own 5 s busy timeout)."""
+    config = make_config(tmp_path, watch={"settle_interval": 0.2, "settle_checks": 2},
+                         heal={"connect_timeout": 0.3, "retries": 3, "retry_backoff": 0.1})
+    async with running_hub(config) as hub:
+        await until_event(hub, "indexes_healed")
+        await until_at_rest(hub)
+        committed: list[datetime] = []
+
+        def erp_transaction() -> None:
+            conn = sqlite3.connect(small_db, isolation_level=None, timeout=5)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("DROP INDEX idx_records_lot_no")
+                conn.execute("UPDATE items SET spec = 'rev 2' WHERE rowid <= 50")
+                time.sleep(1.5)  # the ERP's own pace: longer than the 0.4 s settle window
+                conn.execute("UPDATE items SET spec = 'rev 3' WHERE rowid <= 60")
+                conn.execute("COMMIT")
+                committed.append(datetime.now(UTC))
+            finally:
+                conn.close()
+
+        await anyio.to_thread.run_sync(erp_transaction)
+        await until_event(hub, "indexes_healed", 2, within=30)
+        await until_at_rest(hub)
+        times = heal_times(hub.events.recent(50))
+        assert len(times) == 2 and times[1] >= committed[0]
+        assert hub.status().last_check is not None
+        assert hub.status().last_check.result == "healed"
+        assert "idx_records_lot_no" in hub.status().last_check.healed
+    assert indexes_ok(small_db, config)
+
+
+BROKEN = {
+    "missing": (lambda p: p.unlink(), "db_missing", "missing"),
+    "empty": (write_empty, "db_unreadable", "empty (0 bytes)"),
+    "garbage": (write_garbage, "db_unreadable", "not an SQLite database"),
+    "truncated": (
+        lambda p: simulate_export(p, ExportMode.CORRUPT, rows=1500, seed=5, days=20),
+        "db_unreadable", "truncated",
+    ),
+    "missing_table": (
+        lambda p: write_missing_table(p, "defect_records", rows=500),
+        "heal_failed", "table defect_records is missing",
+    ),
+    "missing_column": (None, "heal_failed", "has no column lot_no"),
+    "mismatched_index": (None, "heal_failed", "the spec wants (item_code, work_date)"),
+}
+
+
+def drop_lot_no(path: Path) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("DROP INDEX IF EXISTS idx_records_lot_no")
+    conn.execute("ALTER TABLE production_records DROP COLUMN lot_no")
+    conn.close()
+
+
+def wrong_index(path: Path) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("DROP INDEX IF EXISTS idx_records_item_date")
+    conn.execute("CREATE INDEX idx_records_item_date ON production_records(work_date)")
+    conn.close()
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+async def test_broken_file_is_reported_and_a_good_file_heals_with_no_restart(
+    tmp_path: Path, small_db: Path, case: str
+) -> None:
+    breaker, event, message = BROKEN[case]
+    heal_cfg = {"repair_mismatched": False} if case == "mismatched_index" else {}
+    config = make_config(tmp_path, heal=heal_cfg, **FAST)
+    if case == "missing_column":
+        breaker = drop_lot_no
+    elif case == "mismatched_index":
+        breaker = wrong_index
+    async with running_hub(config) as hub:
+        await until_event(hub, "indexes_healed")
+        await until_at_rest(hub) if case != "missing" else None
+        await anyio.to_thread.run_sync(breaker, small_db)
+        await until_event(hub, event)
+        status = hub.status()
+        assert status.state is HubState.ERROR
+        check_error = (status.last_check.error or "") if status.last_check else ""
+        shown = (status.db.error or "") + check_error
+        assert message in shown or message in (status.message or ""), status
+        if case in ("empty", "garbage"):
+            size = await anyio.to_thread.run_sync(lambda: small_db.stat().st_size)
+            assert size in (0, 8192)  # never healed into a new database
+        # The ERP's next, good export arrives; the same hub heals it.
+        await anyio.to_thread.run_sync(lambda: simulate_export(
+            small_db, ExportMode.REPLACE, rows=1000, seconds=0.0, seed=21, days=20))
+        await await_for(lambda: hub.status().state is HubState.HEALTHY, 20,
+                        message="healthy again")
+        await until_at_rest(hub)
+    assert indexes_ok(small_db, config)
+
+
+async def test_read_only_folder_reports_and_recovers(tmp_path: Path, small_db: Path) -> None:
+    config = make_config(tmp_path, **FAST)
+    async with running_hub(config) as hub:
+        await until_event(hub, "indexes_healed")
+        await until_at_rest(hub)
+        conn = sqlite3.connect(small_db, isolation_level=None)
+        conn.execute("DROP INDEX idx_records_lot_no")
+        conn.close()
+        with read_only_folder(small_db.parent):
+            await until_event(hub, "heal_failed")
+            status = hub.status()
+            assert status.state is HubState.ERROR
+            assert status.last_check is not None and "writable" in (status.last_check.error or "")
+        hub.check_now()
+        await await_for(lambda: hub.status().state is HubState.HEALTHY, 20)
+    assert indexes_ok(small_db, config)
+
+
+async def test_auto_mode_off_notes_the_update_and_only_check_now_heals(
+    tmp_path: Path, small_db: Path
+) -> None:
+    config = make_config(tmp_path, **FAST)
+    async with running_hub(config) as hub:
+        await until_event(hub, "indexes_healed")
+        await until_at_rest(hub)
+        hub.set_auto_mode(False)
+        assert hub.status().state is HubState.PAUSED
+        await anyio.to_thread.run_sync(lambda: simulate_export(
+            small_db, ExportMode.REPLACE, rows=900, seconds=0.0, seed=4, days=20))
+        await await_for(lambda: hub.status().update_pending, 10, message="update noted")
+        status = hub.status()
+        assert status.state is HubState.DEGRADED
+        assert status.message == "update detected, auto mode off"
+        assert count(hub, "indexes_healed") == 1
+        assert not indexes_ok(small_db, config)
+        hub.check_now()
+        await until_event(hub, "indexes_healed", 2)
+        await await_for(lambda: hub.status().state is HubState.PAUSED, 10)
+        assert not hub.status().update_pending
+    assert indexes_ok(small_db, config)
+    assert load_state(config.state_file).auto_mode is False  # survives a restart
+
+
+async def test_auto_mode_back_on_heals_the_waiting_update(tmp_path: Path, small_db: Path) -> None:
+    config = make_config(tmp_path, watch={"auto_mode": False, "settle_interval": 0.2})
+    async with running_hub(config) as hub:
+        await await_for(lambda: hub.status().update_pending, 10)
+        assert count(hub, "indexes_healed") == 0
+        hub.set_auto_mode(True)
+        await until_event(hub, "indexes_healed")
+        assert count(hub, "auto_mode_changed") == 1
+
+
+async def test_periodic_check_catches_what_events_miss(
+    tmp_path: Path, small_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no file events at all (a share that sends none), the periodic check still
+    notices the export and heals it."""
+    async def no_events(*args: object, **kwargs: object) -> None:
+        await anyio.sleep_forever()
+
+    monkeypatch.setattr("core.hub.watch_db", no_events)
+    config = make_config(tmp_path, watch={"check_interval": 0.5, "settle_interval": 0.1})
+    async with running_hub(config) as hub:
+        await until_event(hub, "indexes_healed")
+        first_next = hub.status().next_check
+        assert first_next is not None
+        await anyio.to_thread.run_sync(lambda: simulate_export(
+            small_db, ExportMode.REPLACE, rows=800, seconds=0.0, seed=9, days=20))
+        await until_event(hub, "indexes_healed", 2)
+        assert hub.status().next_check != first_next
+
+
+async def test_polling_mode_sees_a_replace(tmp_path: Path, small_db: Path) -> None:
+    config = make_config(tmp_path, watch={"force_polling": True, "poll_interval": 0.1,
+                                          "settle_interval": 0.2, "settle_checks": 2})
+    async with running_hub(config) as hub:
+        await until_event(hub, "indexes_healed")
+        await until_at_rest(hub)
+        await anyio.to_thread.run_sync(lambda: simulate_export(
+            small_db, ExportMode.REPLACE, rows=800, seconds=0.0, seed=10, days=20))
+        await until_event(hub, "indexes_healed", 2)
+
+
+async def test_folder_missing_for_a_while(tmp_path: Path) -> None:
+    folder = tmp_path / "share"
+    db = folder / "production_analysis.db"
+    config = make_config(tmp_path, db=db, **FAST)
+    async with running_hub(config) as hub:
+        await until_event(hub, "db_missing")
+        assert hub.status().state is HubState.ERROR
+        await anyio.to_thread.run_sync(lambda: make_db(db, rows=600, days=10))
+        await until_event(hub, "indexes_healed")
+        await until_at_rest(hub)
+        # The whole folder goes away (a share unmounted) and comes back.
+        await anyio.to_thread.run_sync(lambda: [p.unlink() for p in folder.iterdir()])
+        folder.rmdir()
+        await until_event(hub, "db_missing", 2)
+        await anyio.to_thread.run_sync(lambda: make_db(db, rows=700, seed=2, days=10))
+        await until_event(hub, "indexes_healed", 2)
+    assert indexes_ok(db, config)
+
+
+async def test_no_file_descriptor_on_the_db_while_idle(tmp_path: Path, small_db: Path) -> None:
+    if not os.path.isdir("/proc/self/fd"):  # noqa: ASYNC240
+        pytest.skip("needs /proc")
+    config = make_config(tmp_path, **FAST)
+
+    def open_on_db() -> list[str]:
+        found = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith(str(small_db)):
+                found.append(target)
+        return found
+
+    async with running_hub(config) as hub:
+        await until_event(hub, "indexes_healed")
+        await until_at_rest(hub)
+        assert open_on_db() == []
+        hub.check_now()
+        await until_event(hub, "check_ok")
+        await until_at_rest(hub)
+        assert open_on_db() == []
+
+
+async def test_state_survives_a_restart(tmp_path: Path, small_db: Path) -> None:
+    config = make_config(tmp_path, **FAST)
+    async with running_hub(config) as hub:
+        await until_event(hub, "indexes_healed")
+        await until_at_rest(hub)
+        before = hub.status()
+    saved = load_state(config.state_file)
+    assert saved.last_check is not None and saved.last_check.result == "healed"
+    async with running_hub(config) as hub:
+        # Same file as before the restart: a plain check, no new "update".
+        await until_event(hub, "check_ok")
+        status = hub.status()
+        assert status.last_db_update == before.last_db_update
+        assert count(hub, "db_change_detected") == 1  # the one from the first run only
+
+
+async def test_an_export_during_a_heal_goes_back_to_settle(tmp_path: Path) -> None:
+    """A big file whose heal takes a while; the ERP replaces it mid-heal. The hub never
+    reports the old file as healed for the new version, and heals the new one."""
+    db = make_db(tmp_path / "data" / "production_analysis.db", rows=60_000, days=30)
+    config = make_config(tmp_path, db=db, watch={"settle_interval": 0.1, "settle_checks": 2})
+    async with running_hub(config) as hub:
+        await await_for(lambda: hub.status().activity == "checking", 20)
+        await anyio.to_thread.run_sync(lambda: simulate_export(
+            db, ExportMode.REPLACE, rows=900, seconds=0.0, seed=31, days=10))
+        await await_for(lambda: hub.status().state is HubState.HEALTHY and not hub.busy
+                        and hub.known_version == look(db).version, 30)
+        # The mid-heal replace is a change to settle again, never a failure.
+        assert count(hub, "heal_failed") == 0 and count(hub, "db_unreadable") == 0
+    assert indexes_ok(db, config)

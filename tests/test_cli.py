@@ -1,0 +1,125 @@
+"""The ``pdh`` command line as a user runs it: real child processes, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.erpsim import write_garbage
+from tests.conftest import wait_for
+
+
+def pdh(
+    *args: str, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("PDH_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=cwd, env=env)
+
+
+def write_config(tmp_path: Path, db: Path, extra: str = "") -> Path:
+    cfg = tmp_path / "pdh.toml"
+    cfg.write_text(
+        f'[database]\npath = "{db.as_posix()}"\n'
+        "[watch]\nsettle_interval = 0.2\nsettle_checks = 2\n"
+        '[api]\nenabled = false\n[dashboard]\nenabled = false\n'
+        '[log]\ndir = "logs"\n[state]\ndir = "state"\n' + extra,
+        encoding="utf-8",
+    )
+    return cfg
+
+
+def test_version() -> None:
+    done = pdh("--version")
+    assert done.returncode == 0 and done.stdout.startswith("pdh ")
+
+
+def test_demo_db_and_erp_sim(tmp_path: Path) -> None:
+    db = tmp_path / "d" / "p.db"
+    done = pdh("demo-db", str(db), "--rows", "1500", "--seed", "3", "--days", "20")
+    assert done.returncode == 0, done.stderr
+    assert "1,500 production records" in done.stdout
+    done = pdh("erp-sim", str(db), "--mode", "rebuild", "--rows", "700", "--seconds", "0")
+    assert done.returncode == 0, done.stderr
+    assert "committed" in done.stdout
+    bad = pdh("erp-sim", str(db), "--mode", "explode")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+    bad = pdh("demo-db", str(db), "--rows", "-5")
+    assert bad.returncode == 2 and "positive" in bad.stderr
+
+
+def test_check_exit_codes_and_json(tmp_path: Path, small_db: Path) -> None:
+    cfg = write_config(tmp_path, small_db)
+    inspect = pdh("check", "--config", str(cfg), "--no-heal", "--json")
+    assert inspect.returncode == 1
+    data = json.loads(inspect.stdout)
+    assert data["ok"] is False and "index idx_records_lot_no is missing" in data["problems"]
+
+    healed = pdh("check", "--config", str(cfg))
+    assert healed.returncode == 0, healed.stderr
+    assert healed.stdout.startswith("healed in")
+
+    ok = pdh("check", "--config", str(cfg), "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["result"] == "ok"
+
+    events = (tmp_path / "logs" / "events.jsonl").read_text("utf-8").splitlines()
+    assert [json.loads(e)["event"] for e in events] == ["indexes_healed", "check_ok"]
+
+    write_garbage(small_db)
+    broken = pdh("check", "--config", str(cfg))
+    assert broken.returncode == 1
+    assert "not an SQLite database" in broken.stdout
+
+    missing = pdh("check", "--config", str(cfg), "--db", str(tmp_path / "nope.db"))
+    assert missing.returncode == 1 and "not found" in missing.stdout
+
+
+def test_run_headless_stops_cleanly_on_sigterm(tmp_path: Path, small_db: Path) -> None:
+    cfg = write_config(tmp_path, small_db)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "--headless", "--config", str(cfg)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    try:
+        state = tmp_path / "state" / "state.json"
+        wait_for(lambda: state.exists() and '"healed"' in state.read_text("utf-8"), 30,
+                 message="the first heal to be saved")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "received SIGTERM; shutting down" in out and "hub stopped" in out
+    assert "Traceback" not in out
+    status = pdh("status", "--config", str(cfg), "--json")
+    assert status.returncode == 0
+    assert json.loads(status.stdout)["last_check"]["result"] == "healed"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT])
+def test_run_headless_ctrl_c(tmp_path: Path, small_db: Path, sig: signal.Signals) -> None:
+    cfg = write_config(tmp_path, small_db)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "--headless", "--config", str(cfg)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        log_file = tmp_path / "logs" / "pdh.log"
+        wait_for(lambda: log_file.exists() and "indexes restored" in log_file.read_text("utf-8"),
+                 30, message="indexes restored in the log")
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out
