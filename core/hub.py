@@ -79,8 +79,9 @@ class Hub:
         self._server_commands: dict[str, ServerCommand] = {}
         self._services: list[Service] = []
         self._after_check: list[AfterCheckHook] = []
-        self._wake = anyio.Event()
-        self._reschedule = anyio.Event()
+        # Created in run(): anyio events belong to the loop that runs the hub.
+        self._wake: anyio.Event | None = None
+        self._reschedule: anyio.Event | None = None
         self._want_cycle = False
         self._want_check = False
         self._want_forced = False
@@ -218,6 +219,8 @@ class Hub:
             except anyio.WouldBlock:
                 log.warning("command inbox full; dropping %s", command.kind)
 
+        self._wake = anyio.Event()
+        self._reschedule = anyio.Event()
         self.channel.bind(post)
         try:
             async with anyio.create_task_group() as tg:
@@ -265,7 +268,7 @@ class Hub:
                 self._publish()
             delay = (self._next_check - utcnow()).total_seconds()
             with anyio.move_on_after(max(0.0, delay)):
-                await self._reschedule.wait()
+                await self._reschedule.wait()  # a check just ran: count from now
                 continue
             self._next_check = utcnow() + timedelta(seconds=interval)
             log.debug("periodic check")
@@ -278,11 +281,13 @@ class Hub:
         if check:
             self._want_check = True
             self._want_forced = self._want_forced or forced
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
 
     async def _worker(self) -> None:
         """The only place checks run: one at a time, requests during one coalesce."""
         while True:
+            assert self._wake is not None
             await self._wake.wait()
             self._wake = anyio.Event()
             if not self._want_cycle:
@@ -391,7 +396,8 @@ class Hub:
         finally:
             self._activity = Activity.IDLE
             self._update_pending = False
-            self._reschedule.set()
+            if self._reschedule is not None:
+                self._reschedule.set()
             self._next_check = None  # the scheduler sets it anew from now
         after = report.after or settled
         self._last_look = after
