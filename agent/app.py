@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import anyio
 
+from api.server import install as install_api
 from core.channel import Channel
 from core.config import Config
 from core.hub import Hub
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 # Later issues (API, dashboard supervisor, demo exporter) add their services here.
 ServiceInstaller = Callable[[Hub], None]
-INSTALLERS: list[ServiceInstaller] = []
+INSTALLERS: list[ServiceInstaller] = [install_api]
 
 
 def build_hub(config: Config, channel: Channel | None = None) -> Hub:

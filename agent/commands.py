@@ -139,4 +139,6 @@ def _load(args: argparse.Namespace) -> Any:
     return load(args)
 
 
-EXTRA_COMMANDS.extend([_register_check, _register_run, _register_status])
+from agent.cmd_api import register as _register_api  # noqa: E402  (a cheap module)
+
+EXTRA_COMMANDS.extend([_register_check, _register_run, _register_status, _register_api])

@@ -158,6 +158,11 @@ class Hub:
         return self._known_version
 
     @property
+    def activity(self) -> Activity:
+        """What the hub is doing now: idle, settling (the ERP is writing) or checking."""
+        return self._activity
+
+    @property
     def busy(self) -> bool:
         """True while the file is being written or checked (readers should wait)."""
         return self._activity is not Activity.IDLE

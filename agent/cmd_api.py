@@ -1,0 +1,59 @@
+"""``pdh api``: the data API alone, with no hub (no watching, no healing).
+
+Data answers carry the file's version from :func:`core.dbfile.look`; 503 while a
+``-journal`` exists or the file is missing or unreadable. ``/hub/...`` answers 503.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "api", parents=[common], help="serve the data API alone (no hub, no healing)"
+    )
+    p.add_argument("--host", help="address to listen on (default: [api] host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: [api] port, 8000)")
+    p.set_defaults(handler=cmd_api)
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from agent.cli import load
+    from api.security import startup_problem
+    from api.server import BindError, run_standalone
+    from core.logs import setup_logging
+
+    config = load(args).config
+    if args.host is not None:
+        config.api.host = args.host
+    if args.port is not None:
+        if not 0 <= args.port <= 65535:
+            print(f"pdh: --port must be 0..65535, got {args.port}", file=sys.stderr)
+            return EXIT_USAGE
+        config.api.port = args.port
+    problem = startup_problem(config.api)
+    if problem is not None:
+        print(f"pdh: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    setup_logging(config.log_dir, config.log.level)
+
+    def listening(url: str) -> None:
+        print(f"Production Data Hub API on {url} (docs: {url}/docs) for {config.db_path}; "
+              "Ctrl+C stops it", flush=True)
+
+    try:
+        error = run_standalone(config, listening)
+    except BindError as exc:
+        print(f"pdh: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    except KeyboardInterrupt:
+        return EXIT_OK
+    if error:
+        print(f"pdh: {error}", file=sys.stderr)
+        return EXIT_PROBLEM
+    return EXIT_OK

@@ -1,0 +1,87 @@
+"""The FastAPI app factory: ``create_app(config, hub=None)``; pure, no I/O at build time."""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from api.data import DataSource
+from api.fastpath import CacheHitMiddleware
+from api.routes import data_router, service_router
+from core.config import Config
+from core.queries import DataUnavailable, InvalidQuery
+
+if TYPE_CHECKING:
+    from core.hub import Hub
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/v1"
+
+
+def _version() -> str:
+    try:
+        return version("production-data-hub")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def create_app(config: Config, hub: Hub | None = None,
+               source: DataSource | None = None) -> FastAPI:
+    """The data API for ``config.db_path``; with ``hub``, status/control and gating."""
+    watch = config.watch
+    source = source or DataSource(
+        config.db_path, hub=hub,
+        updating_retry_after=watch.settle_interval * watch.settle_checks,
+    )
+    app = FastAPI(
+        title="Production Data Hub API",
+        version=_version(),
+        description=(
+            "Production data from the ERP's export, always from the current file: every "
+            "data response carries `ETag` and `X-DB-Version`; send `If-None-Match` to get "
+            "304 when nothing changed. 503 with `Retry-After` while the file is missing, "
+            "unreadable or being written."
+        ),
+    )
+    app.state.source = source
+    app.state.hub = hub
+    app.include_router(data_router(source), prefix=PREFIX)
+    app.include_router(service_router(source, hub, config.api.token), prefix=PREFIX)
+    app.add_middleware(CacheHitMiddleware, source=source, prefix=PREFIX)  # inside CORS
+    if config.api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=config.api.cors_origins,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["Authorization", "Content-Type", "If-None-Match"],
+            expose_headers=["ETag", "X-DB-Version", "Retry-After"],
+        )
+
+    @app.exception_handler(DataUnavailable)
+    async def unavailable(request: Request, exc: DataUnavailable) -> JSONResponse:
+        return JSONResponse(
+            {"detail": exc.reason}, status_code=503,
+            headers={"Retry-After": str(source.retry_after(exc)), "Cache-Control": "no-store"},
+        )
+
+    @app.exception_handler(InvalidQuery)
+    async def invalid(request: Request, exc: InvalidQuery) -> JSONResponse:
+        # The same shape as FastAPI's own 422s, so clients parse one format.
+        return JSONResponse(
+            {"detail": [{"type": "value_error", "loc": ["query", exc.param],
+                         "msg": exc.message}]},
+            status_code=422,
+        )
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error; see the hub's log"}, status_code=500)
+
+    return app

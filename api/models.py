@@ -1,0 +1,74 @@
+"""Response and request bodies of the data API (the OpenAPI spec is built from these).
+
+Rows are the dataclasses of :mod:`core.queries`, so the API and the dashboard read the
+same shapes; the envelopes here name the lists.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.queries import (
+    DailySummary,
+    DefectShare,
+    Item,
+    ItemSummary,
+    Line,
+    LineSummary,
+    Record,
+)
+
+
+class ItemsOut(BaseModel):
+    items: list[Item]
+
+
+class LinesOut(BaseModel):
+    lines: list[Line]
+
+
+class RecordsOut(BaseModel):
+    records: list[Record]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null on the last page"
+    )
+
+
+class DailyOut(BaseModel):
+    days: list[DailySummary]
+
+
+class ItemSummaryOut(BaseModel):
+    items: list[ItemSummary]
+
+
+class LineSummaryOut(BaseModel):
+    lines: list[LineSummary]
+
+
+class ParetoOut(BaseModel):
+    defects: list[DefectShare]
+
+
+class DbHealth(BaseModel):
+    exists: bool
+    version: str
+    available: bool
+    reason: str | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"] = "ok"
+    hub: bool = Field(description="true when the API runs inside the hub")
+    db: DbHealth
+
+
+class AutoModeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    auto_mode: bool
+
+
+class ErrorOut(BaseModel):
+    detail: str

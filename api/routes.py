@@ -1,0 +1,250 @@
+"""Routes under ``/api/v1``: data (versioned, cached, ETag'd) and hub status/control."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import anyio
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+from starlette.types import Send
+
+from api import data
+from api.data import (
+    DEFAULT_TOP,
+    CsvStart,
+    DataSource,
+    Served,
+    csv_header,
+    csv_page,
+    raw_key,
+)
+from api.models import (
+    AutoModeIn,
+    DailyOut,
+    DbHealth,
+    ErrorOut,
+    HealthOut,
+    ItemsOut,
+    ItemSummaryOut,
+    LinesOut,
+    LineSummaryOut,
+    ParetoOut,
+    RecordsOut,
+)
+from api.security import control_dependency
+from core.queries import MAX_PAGE, DataChanged, DataUnavailable, Filters, Kpis
+from core.state import StatusSnapshot
+
+if TYPE_CHECKING:
+    from core.hub import Hub
+
+log = logging.getLogger(__name__)
+
+SortName = Literal[
+    "good_qty", "defect_qty", "plan_qty", "records", "defect_rate", "achievement", "code"
+]
+OrderName = Literal["asc", "desc"]
+CodeParam = Annotated[str | None, Query(max_length=64, min_length=1)]
+
+_VERSION_HEADERS = {
+    "ETag": {"description": "DB version + query; send back as If-None-Match",
+             "schema": {"type": "string"}},
+    "X-DB-Version": {"description": "version of the database file the data came from",
+                     "schema": {"type": "string"}},
+}
+DATA_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"headers": _VERSION_HEADERS},
+    304: {"description": "Not modified: your copy (If-None-Match) is current",
+          "headers": _VERSION_HEADERS},
+    503: {"model": ErrorOut,
+          "description": "Database missing, unreadable or being updated; retry later",
+          "headers": {"Retry-After": {"description": "seconds",
+                                      "schema": {"type": "integer"}}}},
+}
+
+
+async def record_filters(
+    date_from: Annotated[date | None, Query(description="first work_date (YYYY-MM-DD)")] = None,
+    date_to: Annotated[date | None, Query(description="last work_date, inclusive")] = None,
+    item_code: CodeParam = None,
+    line_code: CodeParam = None,
+    shift: Annotated[Literal["D", "N"] | None, Query(description="D day, N night")] = None,
+    plant: CodeParam = None,
+    item_group: CodeParam = None,
+) -> Filters:
+    """The common filters; date_to before date_from is a 422 naming date_to."""
+    return Filters(date_from=date_from, date_to=date_to, item_code=item_code,
+                   line_code=line_code, shift=shift, plant=plant, item_group=item_group)
+
+
+FiltersDep = Annotated[Filters, Depends(record_filters)]
+
+
+def _headers(served: Served | CsvStart) -> dict[str, str]:
+    return {"ETag": served.etag, "X-DB-Version": served.version, "Cache-Control": "no-cache"}
+
+
+class CsvResponse(StreamingResponse):
+    """A CSV stream that stops, visibly broken, if the file changes mid-export: the
+    client gets a truncated transfer error, never a CSV that mixes two files."""
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        except (DataChanged, DataUnavailable) as exc:
+            log.warning("CSV export cut off: %s", exc)  # no final chunk: the client sees it
+
+
+def data_router(source: DataSource) -> APIRouter:
+    router = APIRouter(tags=["data"], responses=DATA_RESPONSES)
+
+    async def respond(request: Request, query: data.Query) -> Response:
+        served = await anyio.to_thread.run_sync(
+            source.fetch, query, request.headers.get("if-none-match")
+        )
+        # The same URL will mean the same query: later hits can skip routing (fastpath).
+        source.remember(raw_key(request.scope), query.key)
+        if served.body is None:
+            return Response(status_code=304, headers=_headers(served))
+        return Response(served.body, media_type="application/json", headers=_headers(served))
+
+    @router.get("/items", response_model=ItemsOut, summary="All items (master data)")
+    async def get_items(request: Request) -> Response:
+        return await respond(request, source.items())
+
+    @router.get("/lines", response_model=LinesOut, summary="All production lines")
+    async def get_lines(request: Request) -> Response:
+        return await respond(request, source.lines())
+
+    @router.get("/records", response_model=RecordsOut, summary="Production records, paged")
+    async def get_records(
+        request: Request,
+        filters: FiltersDep,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+        cursor: Annotated[str | None, Query(max_length=200,
+                                            description="next_cursor of the previous page")
+                          ] = None,
+        order: OrderName = "asc",
+    ) -> Response:
+        return await respond(request, source.records(filters, limit, cursor, order))
+
+    @router.get(
+        "/records.csv",
+        summary="Production records as CSV (UTF-8 with BOM, for Excel)",
+        response_class=CsvResponse,
+        responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                         "headers": _VERSION_HEADERS}},
+    )
+    async def get_records_csv(
+        request: Request, filters: FiltersDep, order: OrderName = "asc"
+    ) -> Response:
+        start = await anyio.to_thread.run_sync(
+            source.open_csv, filters, order, request.headers.get("if-none-match")
+        )
+        headers = _headers(start)
+        if start.first is None:
+            return Response(status_code=304, headers=headers)
+        headers["Content-Disposition"] = 'attachment; filename="production_records.csv"'
+
+        async def body() -> AsyncIterator[bytes]:
+            yield csv_header() + csv_page(start.first or [])
+            rest = start.rest
+            if rest is None:
+                return
+            while True:
+                page = await anyio.to_thread.run_sync(next, rest, None)
+                if page is None:
+                    return
+                yield csv_page(page)
+
+        return CsvResponse(body(), media_type="text/csv; charset=utf-8", headers=headers)
+
+    @router.get("/summary/daily", response_model=DailyOut, summary="Totals per work day")
+    async def get_summary_daily(request: Request, filters: FiltersDep) -> Response:
+        return await respond(request, source.summary_daily(filters))
+
+    @router.get("/summary/items", response_model=ItemSummaryOut, summary="Totals per item")
+    async def get_summary_items(
+        request: Request,
+        filters: FiltersDep,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="top N")] = DEFAULT_TOP,
+        sort: SortName = "good_qty",
+        order: OrderName = "desc",
+    ) -> Response:
+        return await respond(request, source.summary_items(filters, limit, sort, order))
+
+    @router.get("/summary/lines", response_model=LineSummaryOut, summary="Totals per line")
+    async def get_summary_lines(
+        request: Request,
+        filters: FiltersDep,
+        limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
+        sort: SortName = "code",
+        order: OrderName = "asc",
+    ) -> Response:
+        return await respond(request, source.summary_lines(filters, limit, sort, order))
+
+    @router.get("/defects/pareto", response_model=ParetoOut, summary="Defects by code")
+    async def get_pareto(
+        request: Request,
+        filters: FiltersDep,
+        limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
+    ) -> Response:
+        return await respond(request, source.pareto(filters, limit))
+
+    @router.get("/kpis", response_model=Kpis, summary="Totals and rates of a period")
+    async def get_kpis(request: Request, filters: FiltersDep) -> Response:
+        return await respond(request, source.kpis(filters))
+
+    return router
+
+
+def service_router(source: DataSource, hub: Hub | None, token: str) -> APIRouter:
+    router = APIRouter(tags=["hub"])
+    guard = [Depends(control_dependency(token))]
+    no_hub = {503: {"model": ErrorOut, "description": "no hub in this process (pdh api)"}}
+    control = {**no_hub,
+               401: {"model": ErrorOut, "description": "token missing or wrong"},
+               403: {"model": ErrorOut, "description": "remote control is off (no token)"}}
+
+    def need_hub() -> Hub:
+        if hub is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no hub in this process")
+        return hub
+
+    @router.get("/health", response_model=HealthOut, summary="Is the API up; can it read the DB")
+    async def health() -> HealthOut:
+        current, problem = await anyio.to_thread.run_sync(source.version_now)
+        return HealthOut(
+            hub=hub is not None,
+            db=DbHealth(exists=current.exists, version=current.version,
+                        available=problem is None,
+                        reason=problem.reason if problem else None),
+        )
+
+    @router.get("/hub/status", response_model=StatusSnapshot, responses=no_hub,
+                summary="The hub's state (what the tray and dashboard show)")
+    async def hub_status() -> StatusSnapshot:
+        return need_hub().status()
+
+    @router.post("/hub/check", response_model=StatusSnapshot, status_code=202,
+                 dependencies=guard, responses=control,
+                 summary="Check (and heal) the database now")
+    async def hub_check() -> StatusSnapshot:
+        the_hub = need_hub()
+        the_hub.check_now()
+        return the_hub.status()
+
+    @router.put("/hub/auto-mode", response_model=StatusSnapshot, dependencies=guard,
+                responses={**control, 400: {"model": ErrorOut,
+                                            "description": "the body is not JSON"}},
+                summary="Turn automatic healing on or off")
+    async def hub_auto_mode(body: AutoModeIn) -> StatusSnapshot:
+        the_hub = need_hub()
+        the_hub.set_auto_mode(body.auto_mode)
+        return the_hub.status()
+
+    return router

@@ -1,0 +1,258 @@
+"""Running the API: inside the hub's task group (:func:`install`), or alone (``pdh api``).
+
+We bind the listening socket ourselves, so a busy port is a clear message ("API port
+8000 on 127.0.0.1 is already in use") instead of uvicorn's log line and ``sys.exit``;
+inside the hub the API is then marked failed, binding is retried with backoff, and the
+rest of the hub keeps running. uvicorn's ``SystemExit`` is still caught as a backstop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import socket
+from collections.abc import Callable, Generator
+from functools import partial
+from typing import TYPE_CHECKING
+
+import anyio
+import uvicorn
+from anyio.abc import TaskStatus
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.data import DataSource
+from api.security import startup_problem
+from core.config import Config
+from core.eventlog import EventName
+from core.state import ServerState, ServerStatus
+
+if TYPE_CHECKING:
+    from core.hub import Hub
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME = "api"
+BIND_RETRY = 5.0  # s before trying a busy port again, doubling
+BIND_RETRY_MAX = 60.0
+GRACEFUL_SHUTDOWN = 3.0  # s for open requests (a long CSV) before they are cut
+
+
+class BindError(OSError):
+    """The API's address cannot be used; the message says why, for a person."""
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket on (host, port), or :class:`BindError` (blocking)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise BindError(f"API host {host} is not a name or address of this machine "
+                        f"({exc.strerror})") from None
+    family, kind, proto, _, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        if os.name == "nt":  # Windows' SO_REUSEADDR would let us steal a port in use
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined]
+        else:  # rebinding over TIME_WAIT after a restart; never shares a listening port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        if exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)):
+            raise BindError(f"API port {port} on {host} is already in use "
+                            "(another program, or another copy of the hub?)") from None
+        if exc.errno in (errno.EACCES, getattr(errno, "WSAEACCES", -1)):
+            raise BindError(f"no permission to use API port {port} on {host}") from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise BindError(f"API host {host} is not an address of this machine") from None
+        raise BindError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(False)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+class HubServer(uvicorn.Server):
+    """uvicorn that says when it listens; with ``own_signals=False`` it leaves SIGINT and
+    SIGTERM to the hub (which owns them) instead of capturing them itself."""
+
+    def __init__(self, config: uvicorn.Config, *, own_signals: bool = False) -> None:
+        super().__init__(config)
+        self.own_signals = own_signals
+        self.listening: anyio.Event | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self.listening is not None:
+            self.listening.set()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if self.own_signals:
+            with super().capture_signals():
+                yield
+        else:
+            yield
+
+
+def uvicorn_config(app: FastAPI, config: Config) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=config.api.host,
+        port=config.api.port,
+        log_config=None,  # the hub's logging setup applies
+        access_log=False,
+        lifespan="on",
+        proxy_headers=False,  # the TCP peer decides who is loopback, not a header
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+    )
+
+
+async def serve_on(
+    server: HubServer, sock: socket.socket, on_started: Callable[[], None] | None = None
+) -> str | None:
+    """Serve on ``sock`` until ``server.should_exit``; the error that ended it, or None.
+
+    ``on_started`` runs once uvicorn listens. Cancellation asks uvicorn to shut down
+    gracefully (open requests get :data:`GRACEFUL_SHUTDOWN` s) instead of abandoning it.
+    """
+    outcome: list[str] = []
+    done = anyio.Event()
+    server.listening = anyio.Event()
+
+    async def run() -> None:
+        with anyio.CancelScope(shield=True):
+            try:
+                await server.serve(sockets=[sock])
+            except SystemExit as exc:  # uvicorn's way to report a failed start-up
+                outcome.append(f"API server could not start (exit code {exc.code})")
+            except Exception as exc:
+                log.exception("API server failed")
+                outcome.append(f"API server failed: {exc}")
+            finally:
+                sock.close()
+                done.set()
+                server.listening.set()  # wake the waiter also when start-up failed
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        try:
+            await server.listening.wait()
+            if server.started and on_started is not None:
+                on_started()
+            await done.wait()
+        finally:
+            server.should_exit = True
+    return outcome[0] if outcome else None
+
+
+async def api_service(
+    hub: Hub,
+    *,
+    app: FastAPI,
+    bind_retry: float = BIND_RETRY,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """The API as a hub service: status in ``servers['api']``; a busy port is retried.
+
+    Reports started to the hub once listening, or once the first attempt has failed
+    (the hub does not wait for a port that may never come free).
+    """
+    cfg = hub.config.api
+    planned = f"http://{cfg.host}:{cfg.port}"
+    problem = startup_problem(cfg)
+    if problem is not None:
+        log.error("API not started: %s", problem)
+        hub.register_server(SERVER_NAME, ServerStatus(state=ServerState.FAILED, url=planned,
+                                                      error=problem))
+        hub.events.emit(EventName.SERVER_GAVE_UP, server=SERVER_NAME, error=problem)
+        task_status.started()
+        return
+    hub.register_server(SERVER_NAME, ServerStatus(state=ServerState.STARTING, url=planned))
+    delay, reported = bind_retry, ""
+    started = False
+
+    def report_started() -> None:
+        nonlocal started
+        if not started:
+            started = True
+            task_status.started()
+
+    while True:
+        try:
+            sock = await anyio.to_thread.run_sync(bind_socket, cfg.host, cfg.port)
+        except BindError as exc:
+            error = str(exc)
+        else:
+            url = url_of(sock)
+
+            def running(url: str = url) -> None:
+                log.info("API listening on %s (docs at %s/docs)", url, url)
+                hub.events.emit(EventName.SERVER_STARTED, server=SERVER_NAME, url=url)
+                hub.set_server(SERVER_NAME, ServerStatus(state=ServerState.RUNNING, url=url))
+                report_started()
+
+            server = HubServer(uvicorn_config(app, hub.config))
+            ended = await serve_on(server, sock, running)
+            if ended is None:
+                hub.set_server(SERVER_NAME, ServerStatus(state=ServerState.STOPPED, url=url))
+                report_started()
+                return
+            error = ended
+        if error != reported:
+            log.error("%s; the rest of the hub keeps running; retrying in %g s", error, delay)
+            hub.events.emit(EventName.SERVER_CRASHED, server=SERVER_NAME, error=error)
+            reported = error
+        hub.set_server(SERVER_NAME, ServerStatus(state=ServerState.FAILED, url=planned,
+                                                 error=error))
+        report_started()
+        await anyio.sleep(delay)
+        delay = min(delay * 2, BIND_RETRY_MAX)
+
+
+def install(hub: Hub, *, bind_retry: float = BIND_RETRY) -> None:
+    """Add the API to the hub (if ``[api] enabled``) and warm its cache after each check."""
+    config = hub.config
+    if not config.api.enabled:
+        hub.register_server(SERVER_NAME, ServerStatus(state=ServerState.DISABLED))
+        return
+    app = create_app(config, hub=hub)
+    source: DataSource = app.state.source
+    hub.add_service(partial(api_service, app=app, bind_retry=bind_retry))
+
+    async def warm(version: str) -> None:
+        added = await anyio.to_thread.run_sync(source.warm, version)
+        log.debug("API cache warmed for version %s (%d answers)", version, added)
+
+    hub.add_after_check(warm)
+
+
+def run_standalone(config: Config, on_listening: Callable[[str], None] | None = None
+                   ) -> str | None:
+    """``pdh api``: serve without a hub until Ctrl+C (uvicorn's own signal handling).
+
+    Returns None after a clean stop, or what went wrong; :class:`BindError` if the
+    address cannot be used.
+    """
+    problem = startup_problem(config.api)
+    if problem is not None:
+        raise BindError(problem)
+    sock = bind_socket(config.api.host, config.api.port)
+    url = url_of(sock)
+    app = create_app(config)
+    server = HubServer(uvicorn_config(app, config), own_signals=True)
+
+    def listening() -> None:
+        log.info("API (standalone) listening on %s for %s", url, config.db_path)
+        if on_listening is not None:
+            on_listening(url)
+
+    return anyio.run(serve_on, server, sock, listening, backend="asyncio")

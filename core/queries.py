@@ -1,0 +1,773 @@
+"""Read-only data access to the ERP's file, shared by the API and the dashboard.
+
+Every function here blocks (sqlite3): the API runs them with ``anyio.to_thread``,
+Streamlit calls them directly. Each call opens its own short-lived ``mode=ro``
+connection and closes it before returning, so nothing holds the file while idle (on
+Windows an open handle blocks the ERP's replace). Never ``immutable=1``: the file changes.
+
+All SQL is parameterized; sort names come from a whitelist; sums happen in SQL.
+
+Exceptions::
+
+    QueryError
+    ├── DataUnavailable   the file is missing, unreadable, locked or being written (503)
+    ├── DataChanged       the file changed while a query ran (retry, then 503)
+    └── InvalidQuery      a bad filter, sort or cursor; ``param`` names it (422)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from core.dbfile import DbLook, look
+
+__all__ = [
+    "DEFAULT_PERIOD_DAYS",
+    "MAX_PAGE",
+    "RECORD_FIELDS",
+    "SHIFTS",
+    "SORTS",
+    "DailySummary",
+    "DataChanged",
+    "DataUnavailable",
+    "DateRange",
+    "DefectShare",
+    "Filters",
+    "InvalidQuery",
+    "Item",
+    "ItemSummary",
+    "Kpis",
+    "Line",
+    "LineSummary",
+    "QueryError",
+    "Record",
+    "RecordsPage",
+    "as_dicts",
+    "check_look",
+    "consistent",
+    "date_range",
+    "decode_cursor",
+    "default_filters",
+    "defects_pareto",
+    "encode_cursor",
+    "items",
+    "iter_records",
+    "kpis",
+    "lines",
+    "records",
+    "summary_daily",
+    "summary_items",
+    "summary_lines",
+]
+
+T = TypeVar("T")
+
+SHIFTS = ("D", "N")
+MAX_PAGE = 1000
+DEFAULT_PERIOD_DAYS = 30
+DEFAULT_BUSY_TIMEOUT = 1.0  # s: a reader waits this long for a writer's lock, then 503
+Order = Literal["asc", "desc"]
+
+
+# --- errors ----------------------------------------------------------------------------
+
+
+class QueryError(Exception):
+    """Base of the errors of this module."""
+
+
+class DataUnavailable(QueryError):
+    """The data cannot be read now; ``reason`` says why in words for a person.
+
+    ``kind``: missing | unreadable | busy | updating.
+    """
+
+    def __init__(self, reason: str, kind: str = "unreadable") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
+
+
+class DataChanged(QueryError):
+    """The file changed while a query ran: the answer may mix two versions."""
+
+
+class InvalidQuery(QueryError, ValueError):
+    """A filter, sort or cursor that cannot be used; ``param`` names it."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"{param}: {message}")
+        self.param = param
+        self.message = message
+
+
+# --- filters ---------------------------------------------------------------------------
+
+Codes = str | Sequence[str] | None
+
+
+def _codes(param: str, value: Codes) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    values = (value,) if isinstance(value, str) else tuple(value)
+    for v in values:
+        if not isinstance(v, str):
+            raise InvalidQuery(param, f"must be text, got {v!r}")
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Which production records a query covers; every field optional (None: all).
+
+    Code fields take one code or a sequence of codes (any of them). Dates are inclusive.
+    """
+
+    date_from: date | None = None
+    date_to: date | None = None
+    item_code: Codes = None
+    line_code: Codes = None
+    shift: Codes = None
+    plant: Codes = None
+    item_group: Codes = None
+
+    def __post_init__(self) -> None:
+        for name in ("item_code", "line_code", "shift", "plant", "item_group"):
+            object.__setattr__(self, name, _codes(name, getattr(self, name)) or None)
+        for name in ("date_from", "date_to"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, date):
+                raise InvalidQuery(name, f"must be a date, got {value!r}")
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise InvalidQuery(
+                "date_to", f"{self.date_to} is before date_from {self.date_from}"
+            )
+        for s in self.shift or ():
+            if s not in SHIFTS:
+                raise InvalidQuery("shift", f"unknown shift {s!r}; allowed: D (day), N (night)")
+
+    def key(self) -> tuple[Any, ...]:
+        """A hashable, canonical form (cache keys)."""
+        return tuple(
+            tuple(sorted(v)) if isinstance(v, tuple) else v
+            for v in (self.date_from, self.date_to, self.item_code, self.line_code,
+                      self.shift, self.plant, self.item_group)
+        )
+
+    def shifted(self, days: int) -> Filters:
+        """The same filters over the period ``days`` earlier (for period comparisons)."""
+        delta = timedelta(days=days)
+        return Filters(
+            date_from=self.date_from - delta if self.date_from else None,
+            date_to=self.date_to - delta if self.date_to else None,
+            item_code=self.item_code, line_code=self.line_code, shift=self.shift,
+            plant=self.plant, item_group=self.item_group,
+        )
+
+    def previous_period(self) -> Filters | None:
+        """The period of the same length just before this one; None without both dates."""
+        if self.date_from is None or self.date_to is None:
+            return None
+        return self.shifted((self.date_to - self.date_from).days + 1)
+
+
+def _in(column: str, values: tuple[str, ...], params: list[Any]) -> str:
+    params.extend(values)
+    if len(values) == 1:
+        return f"{column} = ?"
+    return f"{column} IN ({', '.join('?' * len(values))})"
+
+
+def _where(f: Filters, params: list[Any]) -> list[str]:
+    """SQL conditions on ``production_records r``; values go into ``params``."""
+    out: list[str] = []
+    if f.date_from is not None:
+        out.append("r.work_date >= ?")
+        params.append(f.date_from.isoformat())
+    if f.date_to is not None:
+        out.append("r.work_date <= ?")
+        params.append(f.date_to.isoformat())
+    if f.item_code:
+        out.append(_in("r.item_code", f.item_code, params))  # type: ignore[arg-type]
+    if f.line_code:
+        out.append(_in("r.line_code", f.line_code, params))  # type: ignore[arg-type]
+    if f.shift:
+        out.append(_in("r.shift", f.shift, params))  # type: ignore[arg-type]
+    if f.plant:
+        sub = _in("plant", f.plant, params)  # type: ignore[arg-type]
+        out.append(f"r.line_code IN (SELECT line_code FROM lines WHERE {sub})")
+    if f.item_group:
+        sub = _in("item_group", f.item_group, params)  # type: ignore[arg-type]
+        out.append(f"r.item_code IN (SELECT item_code FROM items WHERE {sub})")
+    return out
+
+
+def _where_sql(conds: list[str]) -> str:
+    return f"WHERE {' AND '.join(conds)}" if conds else ""
+
+
+# --- results ---------------------------------------------------------------------------
+# Plain (not frozen) slotted dataclasses: a frozen __init__ costs 3x on 100-row pages.
+
+
+@dataclass(slots=True)
+class Item:
+    item_code: str
+    item_name: str
+    item_group: str | None
+    spec: str | None
+    unit: str
+
+
+@dataclass(slots=True)
+class Line:
+    line_code: str
+    line_name: str
+    plant: str
+    process: str | None
+
+
+@dataclass(slots=True)
+class DateRange:
+    """First and last work_date in the file; None for an empty table."""
+
+    date_from: date | None
+    date_to: date | None
+    records: int = 0
+
+
+@dataclass(slots=True)
+class Record:
+    """One production report, with the item's and line's names."""
+
+    record_id: int
+    work_date: str
+    shift: str
+    line_code: str
+    line_name: str | None
+    item_code: str
+    item_name: str | None
+    work_order: str | None
+    lot_no: str | None
+    plan_qty: int
+    good_qty: int
+    defect_qty: int
+    run_minutes: float | None
+    downtime_minutes: float | None
+    updated_at: str
+
+
+RECORD_FIELDS: tuple[str, ...] = tuple(Record.__dataclass_fields__)
+
+
+@dataclass(slots=True)
+class RecordsPage:
+    records: list[Record]
+    next_cursor: str | None
+
+
+def _rate(num: float, den: float) -> float | None:
+    return round(num / den, 6) if den else None
+
+
+@dataclass(slots=True)
+class Kpis:
+    """Totals of a period. defect_rate = defect/(good+defect); achievement = good/plan."""
+
+    records: int
+    plan_qty: int
+    good_qty: int
+    defect_qty: int
+    defect_rate: float | None
+    achievement: float | None
+    run_minutes: float
+    downtime_minutes: float
+
+
+@dataclass(slots=True)
+class DailySummary:
+    work_date: str
+    records: int
+    plan_qty: int
+    good_qty: int
+    defect_qty: int
+    defect_rate: float | None
+    achievement: float | None
+    run_minutes: float
+    downtime_minutes: float
+
+
+@dataclass(slots=True)
+class ItemSummary:
+    item_code: str
+    item_name: str | None
+    item_group: str | None
+    records: int
+    plan_qty: int
+    good_qty: int
+    defect_qty: int
+    defect_rate: float | None
+    achievement: float | None
+
+
+@dataclass(slots=True)
+class LineSummary:
+    line_code: str
+    line_name: str | None
+    plant: str | None
+    process: str | None
+    records: int
+    plan_qty: int
+    good_qty: int
+    defect_qty: int
+    defect_rate: float | None
+    achievement: float | None
+    run_minutes: float
+    downtime_minutes: float
+
+
+@dataclass(slots=True)
+class DefectShare:
+    """One defect code of a Pareto chart; shares are of all defects under the filters."""
+
+    defect_code: str
+    defect_name: str | None
+    qty: int
+    share: float | None
+    cumulative_share: float | None
+
+
+def as_dicts(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Result dataclasses as plain dicts (e.g. for a DataFrame)."""
+    return [asdict(r) for r in rows]
+
+
+# --- connections -----------------------------------------------------------------------
+
+
+def _describe(exc: sqlite3.Error, path: Path) -> DataUnavailable:
+    text = str(exc)
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        return DataUnavailable(f"database {path.name} is locked by another program", "busy")
+    if "unable to open" in low:
+        if not path.exists():
+            return DataUnavailable(f"database file not found: {path}", "missing")
+        return DataUnavailable(f"cannot open database file {path}", "unreadable")
+    if "not a database" in low:
+        return DataUnavailable(
+            f"{path.name} is not a SQLite database (a failed export?)", "unreadable"
+        )
+    if "malformed" in low:
+        return DataUnavailable(f"{path.name} is damaged ({text})", "unreadable")
+    if "no such table" in low or "no such column" in low:
+        return DataUnavailable(
+            f"{path.name} does not have the ERP's tables ({text}); a failed export?",
+            "unreadable",
+        )
+    return DataUnavailable(f"cannot read {path.name}: {text}", "unreadable")
+
+
+def _connect(path: Path, timeout: float) -> sqlite3.Connection:
+    if not path.exists():
+        raise DataUnavailable(f"database file not found: {path}", "missing")
+    uri = path.absolute().as_uri() + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise _describe(exc, path) from None
+    return conn
+
+
+def _read(path: Path, fn: Callable[[sqlite3.Connection], T],
+          timeout: float = DEFAULT_BUSY_TIMEOUT) -> T:
+    """Run ``fn`` on a fresh read-only connection, closed before returning."""
+    conn = _connect(path, timeout)
+    try:
+        return fn(conn)
+    except sqlite3.Error as exc:
+        raise _describe(exc, path) from None
+    finally:
+        conn.close()
+
+
+def check_look(current: DbLook) -> None:
+    """Raise :class:`DataUnavailable` when a look says the data cannot be read now."""
+    if not current.exists:
+        raise DataUnavailable(f"database file not found: {current.path}", "missing")
+    if current.writing:
+        raise DataUnavailable("database update in progress", "updating")
+    if current.main.size == 0:
+        raise DataUnavailable(f"{current.path.name} is empty (a failed export?)", "unreadable")
+    if not current.header_valid:
+        raise DataUnavailable(
+            f"{current.path.name} is not a SQLite database (a failed export?)", "unreadable"
+        )
+
+
+def consistent(path: Path, fn: Callable[[], T]) -> tuple[str, T]:
+    """Run ``fn`` between two looks at the file; (version, result) when both agree.
+
+    Raises :class:`DataChanged` when the file changed meanwhile, so a result is never
+    labelled with a version it did not come from.
+    """
+    before = look(path)
+    check_look(before)
+    result = fn()
+    after = look(path)
+    if after.version != before.version:
+        raise DataChanged(f"{path.name} changed while it was read")
+    return before.version, result
+
+
+# --- master data -----------------------------------------------------------------------
+
+
+def items(path: Path) -> list[Item]:
+    """All items, by code."""
+
+    def run(c: sqlite3.Connection) -> list[Item]:
+        cur = c.execute(
+            "SELECT item_code, item_name, item_group, spec, unit FROM items ORDER BY item_code"
+        )
+        return [Item(*row) for row in cur]
+
+    return _read(path, run)
+
+
+def lines(path: Path) -> list[Line]:
+    """All lines, by code."""
+
+    def run(c: sqlite3.Connection) -> list[Line]:
+        cur = c.execute("SELECT line_code, line_name, plant, process FROM lines ORDER BY line_code")
+        return [Line(*row) for row in cur]
+
+    return _read(path, run)
+
+
+def _day(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def date_range(path: Path) -> DateRange:
+    """The first and last work_date, and the record count (uses the work_date index)."""
+
+    def run(c: sqlite3.Connection) -> DateRange:
+        lo = c.execute("SELECT MIN(work_date) FROM production_records").fetchone()[0]
+        hi = c.execute("SELECT MAX(work_date) FROM production_records").fetchone()[0]
+        n = c.execute("SELECT COUNT(*) FROM production_records").fetchone()[0]
+        return DateRange(_day(lo), _day(hi), int(n))
+
+    return _read(path, run)
+
+
+def default_filters(span: DateRange, days: int = DEFAULT_PERIOD_DAYS) -> Filters:
+    """The dashboard's default view: the last ``days`` days that have data."""
+    if span.date_to is None:
+        return Filters()
+    return Filters(date_from=span.date_to - timedelta(days=days - 1), date_to=span.date_to)
+
+
+# --- records ---------------------------------------------------------------------------
+
+_RECORD_SELECT = (
+    "SELECT r.record_id, r.work_date, r.shift, r.line_code, l.line_name, r.item_code,"
+    " i.item_name, r.work_order, r.lot_no, r.plan_qty, r.good_qty, r.defect_qty,"
+    " r.run_minutes, r.downtime_minutes, r.updated_at"
+    " FROM production_records r"
+    " LEFT JOIN items i ON i.item_code = r.item_code"
+    " LEFT JOIN lines l ON l.line_code = r.line_code"
+)
+
+
+def encode_cursor(work_date: str, record_id: int, order: Order) -> str:
+    raw = json.dumps([work_date, record_id, order], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, order: Order) -> tuple[str, int]:
+    """The (work_date, record_id) a cursor continues after; InvalidQuery if it is not ours."""
+    bad = InvalidQuery("cursor", "not a cursor returned by this API (use next_cursor as given)")
+    if len(cursor) > 200:
+        raise bad
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        work_date, record_id, cur_order = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        raise bad from None
+    if (
+        not isinstance(work_date, str) or len(work_date) > 32
+        or not isinstance(record_id, int) or isinstance(record_id, bool)
+        or not -(2**63) <= record_id < 2**63
+    ):
+        raise bad
+    if cur_order != order:
+        raise InvalidQuery("cursor", f"this cursor is for order={cur_order}, not order={order}")
+    return work_date, record_id
+
+
+def _records_sql(
+    filters: Filters, after: tuple[str, int] | None, order: Order, limit: int | None
+) -> tuple[str, list[Any]]:
+    params: list[Any] = []
+    conds = _where(filters, params)
+    if after is not None:
+        op = ">" if order == "asc" else "<"
+        # The plain bound lets SQLite start the index range at the cursor, not scan to it.
+        conds.append(f"r.work_date {op}= ?")
+        conds.append(f"(r.work_date {op} ? OR r.record_id {op} ?)")
+        params.extend([after[0], after[0], after[1]])
+    direction = "ASC" if order == "asc" else "DESC"
+    sql = (f"{_RECORD_SELECT} {_where_sql(conds)}"
+           f" ORDER BY r.work_date {direction}, r.record_id {direction}")
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return sql, params
+
+
+def records(
+    path: Path,
+    filters: Filters | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+    order: Order = "asc",
+) -> RecordsPage:
+    """One page of production records in (work_date, record_id) order.
+
+    ``cursor`` is a previous page's ``next_cursor`` (keyset: no duplicates, no gaps);
+    ``next_cursor`` is None on the last page.
+    """
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidQuery("limit", f"must be 1..{MAX_PAGE}, got {limit}")
+    if order not in ("asc", "desc"):
+        raise InvalidQuery("order", f"must be asc or desc, got {order!r}")
+    after = decode_cursor(cursor, order) if cursor else None
+    sql, params = _records_sql(filters or Filters(), after, order, limit + 1)
+
+    def run(c: sqlite3.Connection) -> RecordsPage:
+        rows = [Record(*row) for row in c.execute(sql, params)]
+        nxt = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            nxt = encode_cursor(rows[-1].work_date, rows[-1].record_id, order)
+        return RecordsPage(rows, nxt)
+
+    return _read(path, run)
+
+
+def iter_records(
+    path: Path,
+    filters: Filters | None = None,
+    *,
+    page_size: int = 5000,
+    version: str | None = None,
+    order: Order = "asc",
+) -> Iterator[list[Record]]:
+    """All matching records in pages, each page read on its own short connection.
+
+    With ``version``, each page is read between two looks and :class:`DataChanged` is
+    raised if the file is no longer that version (so a long export never mixes files).
+    """
+    after: tuple[str, int] | None = None
+    while True:
+        sql, params = _records_sql(filters or Filters(), after, order, page_size)
+
+        def read_page(sql: str = sql, params: list[Any] = params) -> list[Record]:
+            return _read(path, lambda c: [Record(*row) for row in c.execute(sql, params)])
+
+        if version is None:
+            page = read_page()
+        else:
+            seen, page = consistent(path, read_page)
+            if seen != version:
+                raise DataChanged(f"{path.name} changed during the export")
+        if page:
+            yield page
+        if len(page) < page_size:
+            return
+        after = (page[-1].work_date, page[-1].record_id)
+
+
+# --- aggregates ------------------------------------------------------------------------
+
+_SUMS = (
+    "COUNT(*), COALESCE(SUM(r.plan_qty), 0), COALESCE(SUM(r.good_qty), 0),"
+    " COALESCE(SUM(r.defect_qty), 0), TOTAL(r.run_minutes), TOTAL(r.downtime_minutes)"
+)
+
+
+def kpis(path: Path, filters: Filters | None = None) -> Kpis:
+    """Totals and rates over the filtered records (call twice to compare periods)."""
+    params: list[Any] = []
+    where = _where_sql(_where(filters or Filters(), params))
+    sql = f"SELECT {_SUMS} FROM production_records r {where}"
+
+    def run(c: sqlite3.Connection) -> Kpis:
+        n, plan, good, defect, run_m, down_m = c.execute(sql, params).fetchone()
+        return Kpis(
+            records=n, plan_qty=plan, good_qty=good, defect_qty=defect,
+            defect_rate=_rate(defect, good + defect), achievement=_rate(good, plan),
+            run_minutes=round(run_m, 1), downtime_minutes=round(down_m, 1),
+        )
+
+    return _read(path, run)
+
+
+def summary_daily(path: Path, filters: Filters | None = None) -> list[DailySummary]:
+    """Per work_date totals, oldest first."""
+    params: list[Any] = []
+    where = _where_sql(_where(filters or Filters(), params))
+    sql = (f"SELECT r.work_date, {_SUMS} FROM production_records r {where}"
+           " GROUP BY r.work_date ORDER BY r.work_date")
+
+    def run(c: sqlite3.Connection) -> list[DailySummary]:
+        return [
+            DailySummary(
+                work_date=d, records=n, plan_qty=plan, good_qty=good, defect_qty=defect,
+                defect_rate=_rate(defect, good + defect), achievement=_rate(good, plan),
+                run_minutes=round(run_m, 1), downtime_minutes=round(down_m, 1),
+            )
+            for d, n, plan, good, defect, run_m, down_m in c.execute(sql, params)
+        ]
+
+    return _read(path, run)
+
+
+# Sort names -> SQL over the grouped subquery ``s``; the only text that enters ORDER BY.
+_SORT_SQL: dict[str, str] = {
+    "good_qty": "s.good_qty",
+    "defect_qty": "s.defect_qty",
+    "plan_qty": "s.plan_qty",
+    "records": "s.records",
+    "defect_rate": "CAST(s.defect_qty AS REAL) / NULLIF(s.good_qty + s.defect_qty, 0)",
+    "achievement": "CAST(s.good_qty AS REAL) / NULLIF(s.plan_qty, 0)",
+}
+SORTS: tuple[str, ...] = (*_SORT_SQL, "code")
+
+
+def _order_by(sort: str, order: Order, code: str) -> str:
+    if sort not in SORTS:
+        raise InvalidQuery("sort", f"unknown sort {sort!r}; allowed: {', '.join(SORTS)}")
+    if order not in ("asc", "desc"):
+        raise InvalidQuery("order", f"must be asc or desc, got {order!r}")
+    direction = "ASC" if order == "asc" else "DESC"
+    if sort == "code":
+        return f"ORDER BY s.{code} {direction}"
+    # NULL rates last whatever the direction; ties broken by code so pages are stable.
+    expr = _SORT_SQL[sort]
+    return f"ORDER BY ({expr}) IS NULL, {expr} {direction}, s.{code} ASC"
+
+
+def _limit(limit: int | None) -> str:
+    if limit is None:
+        return ""
+    if not isinstance(limit, int) or limit < 1:
+        raise InvalidQuery("limit", f"must be a positive whole number, got {limit!r}")
+    return f" LIMIT {int(limit)}"
+
+
+def summary_items(
+    path: Path,
+    filters: Filters | None = None,
+    *,
+    limit: int | None = None,
+    sort: str = "good_qty",
+    order: Order = "desc",
+) -> list[ItemSummary]:
+    """Per item totals; the top ``limit`` by ``sort`` (one of :data:`SORTS`)."""
+    order_by = _order_by(sort, order, "item_code")
+    params: list[Any] = []
+    where = _where_sql(_where(filters or Filters(), params))
+    sql = (
+        "SELECT s.item_code, i.item_name, i.item_group, s.records, s.plan_qty, s.good_qty,"
+        " s.defect_qty FROM ("
+        "SELECT r.item_code, COUNT(*) AS records, COALESCE(SUM(r.plan_qty), 0) AS plan_qty,"
+        " COALESCE(SUM(r.good_qty), 0) AS good_qty, COALESCE(SUM(r.defect_qty), 0) AS defect_qty"
+        f" FROM production_records r {where} GROUP BY r.item_code) s"
+        f" LEFT JOIN items i ON i.item_code = s.item_code {order_by}{_limit(limit)}"
+    )
+
+    def run(c: sqlite3.Connection) -> list[ItemSummary]:
+        return [
+            ItemSummary(
+                item_code=code, item_name=name, item_group=group, records=n, plan_qty=plan,
+                good_qty=good, defect_qty=defect,
+                defect_rate=_rate(defect, good + defect), achievement=_rate(good, plan),
+            )
+            for code, name, group, n, plan, good, defect in c.execute(sql, params)
+        ]
+
+    return _read(path, run)
+
+
+def summary_lines(
+    path: Path,
+    filters: Filters | None = None,
+    *,
+    limit: int | None = None,
+    sort: str = "code",
+    order: Order = "asc",
+) -> list[LineSummary]:
+    """Per line totals, by line code unless ``sort`` says otherwise."""
+    order_by = _order_by(sort, order, "line_code")
+    params: list[Any] = []
+    where = _where_sql(_where(filters or Filters(), params))
+    sql = (
+        "SELECT s.line_code, l.line_name, l.plant, l.process, s.records, s.plan_qty,"
+        " s.good_qty, s.defect_qty, s.run_m, s.down_m FROM ("
+        "SELECT r.line_code, COUNT(*) AS records, COALESCE(SUM(r.plan_qty), 0) AS plan_qty,"
+        " COALESCE(SUM(r.good_qty), 0) AS good_qty, COALESCE(SUM(r.defect_qty), 0) AS defect_qty,"
+        " TOTAL(r.run_minutes) AS run_m, TOTAL(r.downtime_minutes) AS down_m"
+        f" FROM production_records r {where} GROUP BY r.line_code) s"
+        f" LEFT JOIN lines l ON l.line_code = s.line_code {order_by}{_limit(limit)}"
+    )
+
+    def run(c: sqlite3.Connection) -> list[LineSummary]:
+        return [
+            LineSummary(
+                line_code=code, line_name=name, plant=plant, process=process, records=n,
+                plan_qty=plan, good_qty=good, defect_qty=defect,
+                defect_rate=_rate(defect, good + defect), achievement=_rate(good, plan),
+                run_minutes=round(run_m, 1), downtime_minutes=round(down_m, 1),
+            )
+            for code, name, plant, process, n, plan, good, defect, run_m, down_m
+            in c.execute(sql, params)
+        ]
+
+    return _read(path, run)
+
+
+def defects_pareto(
+    path: Path, filters: Filters | None = None, *, limit: int | None = None
+) -> list[DefectShare]:
+    """Defect quantities by code, largest first, with shares of the filtered total."""
+    params: list[Any] = []
+    where = _where_sql(_where(filters or Filters(), params))
+    sql = (
+        "SELECT d.defect_code, MAX(d.defect_name), SUM(d.qty) AS qty, SUM(SUM(d.qty)) OVER ()"
+        " FROM defect_records d JOIN production_records r ON r.record_id = d.record_id"
+        f" {where} GROUP BY d.defect_code ORDER BY qty DESC, d.defect_code{_limit(limit)}"
+    )
+
+    def run(c: sqlite3.Connection) -> list[DefectShare]:
+        out: list[DefectShare] = []
+        running = 0
+        for code, name, qty, total in c.execute(sql, params):
+            running += qty
+            out.append(DefectShare(code, name, qty, _rate(qty, total), _rate(running, total)))
+        return out
+
+    return _read(path, run)
+

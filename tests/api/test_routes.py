@@ -1,0 +1,398 @@
+"""Every data route and filter, in-process (httpx ASGITransport), against the model."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from core.dbfile import look
+from tests.api.conftest import V1
+from tests.api.oracle import Oracle, group, pareto, totals
+from tests.conftest import make_db
+
+pytestmark = pytest.mark.anyio
+
+MARCH = {"date_from": "2026-03-01", "date_to": "2026-03-15"}
+DATA_ROUTES = ["/items", "/lines", "/records", "/records.csv", "/summary/daily",
+               "/summary/items", "/summary/lines", "/defects/pareto", "/kpis"]
+FILTERED_ROUTES = DATA_ROUTES[2:]
+ORDERED_ROUTES = ["/records", "/records.csv", "/summary/items", "/summary/lines"]
+INJECTIONS = ["' OR '1'='1", "1; DROP TABLE production_records; --", "\" OR \"\"=\"",
+              "%' UNION SELECT sql FROM sqlite_master --", "BR-1001'--", "\\x00",
+              "브래킷' OR 1=1 --"]
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+
+
+@pytest.fixture
+def oracle(small_db: Path) -> Oracle:
+    return Oracle(small_db)
+
+
+def select(o: Oracle, params: dict[str, str]) -> list[Any]:
+    kw: dict[str, Any] = {k: v for k, v in params.items() if k not in ("date_from", "date_to")}
+    for k in ("date_from", "date_to"):
+        if k in params:
+            kw[k] = date.fromisoformat(params[k])
+    return o.select(**kw)
+
+
+def filter_cases(o: Oracle) -> list[dict[str, str]]:
+    first = o.rows[5]
+    return [
+        {},
+        MARCH,
+        {"date_from": "2026-03-31"},
+        {"date_to": "2026-02-01"},
+        {"item_code": first.item_code},
+        {"line_code": first.line_code, **MARCH},
+        {"shift": "D"},
+        {"shift": "N", "plant": "P1"},
+        {"plant": "P2"},
+        {"item_group": "하우징"},
+        {"item_code": first.item_code, "line_code": first.line_code, "shift": first.shift,
+         "date_from": first.work_date, "date_to": first.work_date},
+        {"item_code": "NO-SUCH-ITEM"},
+    ]
+
+
+async def test_master_data(client: httpx.AsyncClient, oracle: Oracle) -> None:
+    items = (await client.get(f"{V1}/items")).json()["items"]
+    assert [i["item_code"] for i in items] == sorted(oracle.items)
+    assert items[0]["item_name"] == oracle.items[items[0]["item_code"]][1]
+    lines = (await client.get(f"{V1}/lines")).json()["lines"]
+    assert {ln["line_code"]: ln["line_name"] for ln in lines} == {
+        c: r[1] for c, r in oracle.lines.items()}
+    assert any("공장" in ln["line_name"] for ln in lines)
+
+
+async def test_every_filter_on_every_aggregate(client: httpx.AsyncClient,
+                                               oracle: Oracle) -> None:
+    for params in filter_cases(oracle):
+        rows = select(oracle, params)
+        r = await client.get(f"{V1}/kpis", params=params)
+        assert r.status_code == 200 and r.json() == totals(rows), params
+
+        days = (await client.get(f"{V1}/summary/daily", params=params)).json()["days"]
+        by_day = group(rows, "work_date")
+        assert days == [{"work_date": d, **totals(by_day[d])} for d in sorted(by_day)]
+
+        items = (await client.get(f"{V1}/summary/items",
+                                  params={**params, "limit": 1000, "sort": "code",
+                                          "order": "asc"})).json()["items"]
+        by_item = group(rows, "item_code")
+        assert [i["item_code"] for i in items] == sorted(by_item)
+        assert all(i["good_qty"] == totals(by_item[i["item_code"]])["good_qty"] for i in items)
+
+        lines = (await client.get(f"{V1}/summary/lines", params=params)).json()["lines"]
+        by_line = group(rows, "line_code")
+        assert [(ln["line_code"], ln["defect_qty"]) for ln in lines] == [
+            (c, totals(by_line[c])["defect_qty"]) for c in sorted(by_line)]
+
+        defects = (await client.get(f"{V1}/defects/pareto", params=params)).json()["defects"]
+        assert [(d["defect_code"], d["qty"]) for d in defects] == pareto(oracle, rows)
+
+        page = (await client.get(f"{V1}/records", params={**params, "limit": 1000})).json()
+        assert [r["record_id"] for r in page["records"]] == [
+            r.record_id for r in sorted(rows, key=lambda r: (r.work_date, r.record_id))
+        ][:1000]
+
+
+async def test_top_n_and_sorts(client: httpx.AsyncClient) -> None:
+    r = await client.get(f"{V1}/summary/items", params={**MARCH, "limit": 3,
+                                                        "sort": "defect_rate"})
+    top = r.json()["items"]
+    assert len(top) == 3
+    rates = [i["defect_rate"] for i in top]
+    assert rates == sorted(rates, reverse=True)
+    default = (await client.get(f"{V1}/summary/items")).json()["items"]
+    assert len(default) == 20
+    goods = [i["good_qty"] for i in default]
+    assert goods == sorted(goods, reverse=True)
+    lines = (await client.get(f"{V1}/summary/lines",
+                              params={"sort": "achievement", "order": "asc", "limit": 4})).json()
+    ach = [ln["achievement"] for ln in lines["lines"]]
+    assert len(ach) == 4 and ach == sorted(ach)
+    pareto_top = (await client.get(f"{V1}/defects/pareto", params={"limit": 2})).json()
+    assert len(pareto_top["defects"]) == 2
+    assert pareto_top["defects"][1]["cumulative_share"] < 1
+
+
+async def test_pagination_over_many_pages(client: httpx.AsyncClient, oracle: Oracle) -> None:
+    for order, params in (("asc", {}), ("desc", {"shift": "N"}), ("asc", {"plant": "P2"})):
+        expected = [r.record_id for r in sorted(select(oracle, params),
+                                                key=lambda r: (r.work_date, r.record_id),
+                                                reverse=order == "desc")]
+        seen: list[int] = []
+        cursor: str | None = None
+        pages = 0
+        while True:
+            query = {**params, "limit": 23, "order": order}
+            if cursor:
+                query["cursor"] = cursor
+            body = (await client.get(f"{V1}/records", params=query)).json()
+            seen += [r["record_id"] for r in body["records"]]
+            pages += 1
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        assert pages > 20
+        assert len(seen) == len(set(seen)), "duplicates across pages"
+        assert seen == expected, "gaps or wrong order"
+
+
+async def test_csv_bytes(client: httpx.AsyncClient, oracle: Oracle) -> None:
+    r = await client.get(f"{V1}/records.csv", params={"plant": "P1"})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/csv; charset=utf-8"
+    assert "attachment" in r.headers["content-disposition"]
+    assert r.headers["x-db-version"] and r.headers["etag"]
+    raw = r.content
+    assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads UTF-8
+    text = raw.decode("utf-8-sig")
+    assert "공장" in text and "\r\n" in text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    expected = sorted(select(oracle, {"plant": "P1"}), key=lambda r: (r.work_date, r.record_id))
+    assert [int(row["record_id"]) for row in rows] == [r.record_id for r in expected]
+    first = rows[0]
+    assert first["item_name"] == oracle.items[first["item_code"]][1]
+    assert int(first["good_qty"]) == expected[0].good_qty
+    again = await client.get(f"{V1}/records.csv", params={"plant": "P1"},
+                             headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    empty = await client.get(f"{V1}/records.csv", params={"item_code": "NONE"})
+    assert empty.content.decode("utf-8-sig").strip() == ",".join(next(iter([list(first)])))
+
+
+async def test_etag_304_and_headers(client: httpx.AsyncClient, small_db: Path) -> None:
+    version = look(small_db).version
+    etags = set()
+    for route in DATA_ROUTES:
+        r = await client.get(f"{V1}{route}")
+        assert r.status_code == 200, route
+        assert r.headers["x-db-version"] == version
+        assert r.headers["cache-control"] == "no-cache"
+        etag = r.headers["etag"]
+        assert etag.startswith(f'"{version}-') and etag.endswith('"')
+        etags.add(etag)
+        for header in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+            again = await client.get(f"{V1}{route}", headers={"If-None-Match": header})
+            assert again.status_code == 304, (route, header)
+            assert again.headers["etag"] == etag
+        stale = await client.get(f"{V1}{route}", headers={"If-None-Match": '"old-etag"'})
+        assert stale.status_code == 200
+    assert len(etags) == len(DATA_ROUTES)  # the query is part of the tag
+    a = (await client.get(f"{V1}/kpis", params={"shift": "D"})).headers["etag"]
+    b = (await client.get(f"{V1}/kpis", params={"shift": "N"})).headers["etag"]
+    assert a != b
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ("date_from=2026-13-01", "date_from"),
+        ("date_from=yesterday", "date_from"),
+        ("date_to=2026-02-30", "date_to"),
+        ("date_from=2026-03-02&date_to=2026-03-01", "date_to"),
+        ("limit=1001", "limit"),
+        ("limit=0", "limit"),
+        ("limit=ten", "limit"),
+        ("shift=X", "shift"),
+        ("shift=d", "shift"),
+        ("order=sideways", "order"),
+        ("cursor=not-a-cursor", "cursor"),
+        ("item_code=" + "A" * 65, "item_code"),
+        ("line_code=", "line_code"),
+    ],
+)
+async def test_422_names_the_parameter(client: httpx.AsyncClient, query: str,
+                                       param: str) -> None:
+    r = await client.get(f"{V1}/records?{query}")
+    assert r.status_code == 422
+    detail = r.json()["detail"]
+    assert any(e["loc"] == ["query", param] for e in detail), detail
+    assert all(isinstance(e["msg"], str) and e["msg"] for e in detail)
+
+
+async def test_422_on_summaries(client: httpx.AsyncClient) -> None:
+    for url, param in ((f"{V1}/summary/items?sort=price", "sort"),
+                       (f"{V1}/summary/lines?order=up", "order"),
+                       (f"{V1}/defects/pareto?limit=-1", "limit"),
+                       (f"{V1}/kpis?date_to=2026-01-01&date_from=2026-02-01", "date_to"),
+                       (f"{V1}/records.csv?shift=Z", "shift")):
+        r = await client.get(url)
+        assert r.status_code == 422, url
+        assert any(e["loc"][-1] == param for e in r.json()["detail"]), url
+
+
+async def test_cursor_for_another_order(client: httpx.AsyncClient) -> None:
+    cursor = (await client.get(f"{V1}/records?limit=5")).json()["next_cursor"]
+    r = await client.get(f"{V1}/records", params={"cursor": cursor, "order": "desc"})
+    assert r.status_code == 422
+    assert "order=asc" in r.json()["detail"][0]["msg"]
+
+
+async def test_sql_injection_shaped_values_in_every_parameter(
+    client: httpx.AsyncClient, small_db: Path
+) -> None:
+    before = look(small_db).version
+    text_params = ["item_code", "line_code", "plant", "item_group"]
+    for value in INJECTIONS:
+        for route in FILTERED_ROUTES:
+            for param in text_params:
+                r = await client.get(f"{V1}{route}", params={param: value})
+                assert r.status_code == 200, (route, param, value)
+                if route == "/kpis":
+                    assert r.json()["records"] == 0
+            checked = ("date_from", "date_to", "shift")
+            if route in ORDERED_ROUTES:
+                checked += ("order",)
+            for param in checked:
+                r = await client.get(f"{V1}{route}", params={param: value})
+                assert r.status_code == 422, (route, param, value)
+        for param in ("limit", "cursor"):
+            r = await client.get(f"{V1}/records", params={param: value})
+            assert r.status_code == 422, (param, value)
+        for route in ("/summary/items", "/summary/lines", "/defects/pareto"):
+            params = ("sort", "limit") if route != "/defects/pareto" else ("limit",)
+            for param in params:
+                r = await client.get(f"{V1}{route}", params={param: value})
+                assert r.status_code == 422, (route, param, value)
+    # Everything still there, nothing written.
+    assert look(small_db).version == before
+    r = await client.get(f"{V1}/kpis")
+    assert r.json()["records"] == 2000
+
+
+async def test_503_when_missing_unreadable_or_being_written(
+    client: httpx.AsyncClient, small_db: Path, tmp_path: Path
+) -> None:
+    keep = tmp_path / "keep.db"
+    shutil.copyfile(small_db, keep)
+    journal = small_db.with_name(small_db.name + "-journal")
+    _write(journal, b"\0" * 512)
+    for route in DATA_ROUTES:
+        r = await client.get(f"{V1}{route}")
+        assert r.status_code == 503, route
+        assert r.json() == {"detail": "database update in progress"}
+        assert int(r.headers["retry-after"]) >= 1
+    journal.unlink()
+    os.remove(small_db)
+    r = await client.get(f"{V1}/records")
+    assert r.status_code == 503 and "not found" in r.json()["detail"]
+    assert r.headers["retry-after"]
+    health = (await client.get(f"{V1}/health")).json()
+    assert health["db"] == {"exists": False, "version": "", "available": False,
+                            "reason": r.json()["detail"]}
+    _write(small_db, b"")
+    r = await client.get(f"{V1}/summary/daily")
+    assert r.status_code == 503 and "empty" in r.json()["detail"]
+    _write(small_db, b"PK\x03\x04 this is a zip, not a database" * 50)
+    r = await client.get(f"{V1}/records.csv")
+    assert r.status_code == 503 and "not a SQLite database" in r.json()["detail"]
+    shutil.copyfile(keep, small_db)
+    r = await client.get(f"{V1}/kpis")
+    assert r.status_code == 200 and r.json()["records"] == 2000
+    assert (await client.get(f"{V1}/health")).json()["db"]["available"] is True
+
+
+async def test_standalone_hub_routes_say_no_hub(client: httpx.AsyncClient) -> None:
+    for method, url, body in (("GET", "/hub/status", None), ("POST", "/hub/check", None),
+                              ("PUT", "/hub/auto-mode", {"auto_mode": False})):
+        r = await client.request(method, f"{V1}{url}", json=body)
+        assert r.status_code == 503
+        assert r.json() == {"detail": "no hub in this process"}
+    health = (await client.get(f"{V1}/health")).json()
+    assert health["status"] == "ok" and health["hub"] is False
+
+
+async def test_unknown_route_and_method_are_json(client: httpx.AsyncClient) -> None:
+    r = await client.get(f"{V1}/nope")
+    assert r.status_code == 404 and r.json()["detail"]
+    r = await client.delete(f"{V1}/records")
+    assert r.status_code == 405
+
+
+async def test_openapi_is_a_true_spec(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    paths = spec["paths"]
+    for route in DATA_ROUTES + ["/health", "/hub/status"]:
+        assert f"{V1}{route}" in paths, route
+    assert "post" in paths[f"{V1}/hub/check"] and "put" in paths[f"{V1}/hub/auto-mode"]
+    records = paths[f"{V1}/records"]["get"]
+    names = {p["name"] for p in records["parameters"]}
+    assert names >= {"date_from", "date_to", "item_code", "line_code", "shift", "limit",
+                     "cursor", "plant", "item_group", "order"}
+    assert "503" in records["responses"] and "304" in records["responses"]
+    schema = records["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema["$ref"].endswith("/RecordsOut")
+    assert "StatusSnapshot" in spec["components"]["schemas"]
+    assert (await client.get("/docs")).status_code == 200
+
+
+async def test_repeated_urls_skip_routing_but_not_the_freshness_checks(
+    client: httpx.AsyncClient, small_db: Path, tmp_path: Path
+) -> None:
+    url = f"{V1}/summary/items?limit=5&sort=defect_qty"
+    first = await client.get(url)
+    source = client._transport.app.state.source  # type: ignore[attr-defined]
+    hits = source.cache.hits
+    second = await client.get(url)
+    assert source.cache.hits == hits + 1
+    assert second.content == first.content
+    for header in ("etag", "x-db-version", "cache-control", "content-type"):
+        assert second.headers[header] == first.headers[header]
+    assert (await client.get(url, headers={"If-None-Match": first.headers["etag"]})
+            ).status_code == 304
+    journal = small_db.with_name(small_db.name + "-journal")
+    _write(journal, b"\0" * 512)
+    r = await client.get(url)
+    assert r.status_code == 503 and r.json()["detail"] == "database update in progress"
+    journal.unlink()
+    other = tmp_path / "other.db"
+    make_db(other, rows=700, seed=5)
+    os.replace(other, small_db)
+    r = await client.get(url, headers={"If-None-Match": first.headers["etag"]})
+    assert r.status_code == 200 and r.headers["x-db-version"] == look(small_db).version
+    assert r.content != first.content
+    kpis = (await client.get(f"{V1}/kpis")).json()
+    assert kpis["records"] == 700
+
+
+async def test_an_unexpected_error_is_a_json_500_without_traceback(
+    api_config: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from api.app import create_app
+    from api.data import DataSource
+
+    class Broken(DataSource):
+        def fetch(self, query: Any, if_none_match: str | None = None) -> Any:
+            raise RuntimeError("a bug")
+
+    app = create_app(api_config, source=Broken(api_config.db_path))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://x") as c:
+        r = await c.get(f"{V1}/kpis")
+    assert r.status_code == 500
+    assert r.json() == {"detail": "internal error; see the hub's log"}
+    assert "Traceback" not in r.text and "a bug" not in r.text
+    assert any("internal error on GET /api/v1/kpis" in rec.message for rec in caplog.records)
+
+
+def test_route_sort_names_are_the_core_whitelist() -> None:
+    from typing import get_args
+
+    from api.routes import SortName
+    from core.queries import SORTS
+
+    assert set(get_args(SortName)) == set(SORTS)
