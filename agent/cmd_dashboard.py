@@ -1,0 +1,54 @@
+"""``pdh dashboard``: serve the dashboard in the foreground (no hub, no supervisor).
+
+For trying the page, or for running it under another service manager. The hub's own
+dashboard (``pdh run``) is supervised instead; see :mod:`agent.dashboard_service`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from typing import Any
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "dashboard", parents=[common], help="serve the dashboard in the foreground"
+    )
+    p.add_argument("--host", help="address to listen on (default: dashboard.host)")
+    p.add_argument("--port", type=int, help="port (default: dashboard.port)")
+    p.set_defaults(handler=cmd_dashboard)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from agent.cli import UsageError, load
+    from dashboard.settings import config_env, streamlit_argv
+
+    config = load(args).config
+    if args.host:
+        config.dashboard.host = args.host
+    if args.port is not None:
+        if not 0 < args.port < 65536:
+            raise UsageError(f"--port must be 1..65535, got {args.port}")
+        config.dashboard.port = args.port
+    argv = streamlit_argv(sys.executable, config)
+    env = {**os.environ, **config_env(config, parent_pid=os.getpid())}
+    print(f"dashboard for {config.db_path} on http://{config.dashboard.host}:"
+          f"{config.dashboard.port}/ (Ctrl+C stops it)", flush=True)
+    try:
+        child = subprocess.Popen(argv, env=env)
+    except OSError as exc:
+        print(f"pdh: cannot start streamlit: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        # Ctrl+C reached the child too (same process group): let it stop cleanly.
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        return 130

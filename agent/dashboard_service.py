@@ -1,0 +1,86 @@
+"""The dashboard as a hub service: a supervised ``streamlit run dashboard/app.py`` child.
+
+``install(hub)`` (listed in :data:`agent.app.INSTALLERS`) adds the service when
+``dashboard.enabled``. Its state appears in the hub status as ``servers.dashboard``
+(state, url, restarts, pid), its crashes and give-ups in the event log, and the tray or
+API can restart, stop and start it through the hub's server commands.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+
+import anyio
+from anyio.abc import TaskStatus
+
+from core.config import Config
+from core.hub import Hub
+from core.supervisor import ChildSpec, Supervisor
+from dashboard.settings import config_env, streamlit_argv
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME = "dashboard"
+HEALTH_PATH = "/_stcore/health"
+LOG_NAME = "dashboard.log"
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _reach_host(host: str) -> str:
+    """The address to reach a server bound to ``host`` from this computer."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def dashboard_spec(config: Config, *, port: int | None = None) -> ChildSpec:
+    """How to run and watch the dashboard for ``config`` (port 0: any free port)."""
+    cfg = config.dashboard
+    if port is None:
+        port = cfg.port or _free_port(_reach_host(cfg.host).strip("[]"))
+    base = f"http://{_reach_host(cfg.host)}:{port}"
+    return ChildSpec(
+        name=SERVER_NAME,
+        argv=streamlit_argv(sys.executable, config, port=port),
+        log_file=config.log_dir / LOG_NAME,
+        health_url=base + HEALTH_PATH,
+        url=base + "/",
+        listen=(cfg.host, port),
+        env=config_env(config, parent_pid=os.getpid()),
+        start_timeout=cfg.start_timeout,
+        restart_backoff=cfg.restart_backoff,
+        restart_backoff_max=cfg.restart_backoff_max,
+        stable_after=cfg.stable_after,
+        max_restarts=cfg.max_restarts,
+    )
+
+
+async def dashboard_service(
+    hub: Hub, *, task_status: TaskStatus[Supervisor] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    """Supervise the dashboard child in the hub's task group until cancelled."""
+    spec = dashboard_spec(hub.config)
+    supervisor = Supervisor(
+        spec,
+        on_status=lambda status: hub.set_server(SERVER_NAME, status),
+        on_event=hub.events.emit,
+    )
+    hub.register_server(SERVER_NAME, supervisor.status, supervisor.control)
+    log.info("dashboard will serve %s", spec.url)
+    await supervisor.run(task_status=task_status)
+
+
+def install(hub: Hub) -> None:
+    """Add the dashboard service to ``hub`` when the config enables it."""
+    if hub.config.dashboard.enabled:
+        hub.add_service(dashboard_service)

@@ -1,0 +1,409 @@
+"""The dashboard page: filters, KPIs, charts, records, and the DB Auto-Management panel.
+
+Data come from :mod:`core.queries` directly (read-only, short connections), not through
+the API: one hop less, it works while the API is off or down, and Streamlit's own
+cache is keyed on the DB version. The API is used only for the hub's status and
+controls, which live in the agent process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+import streamlit as st
+
+from core import queries as q
+from core.config import Config, ConfigError
+from dashboard import charts, data, panel
+from dashboard.data import NotCached, Source, View
+from dashboard.filters import Catalog, Choice, parse_query
+from dashboard.i18n import (
+    LANG_NAMES,
+    LANGS,
+    Lang,
+    delta_text,
+    fmt_hours,
+    fmt_int,
+    fmt_pct,
+    fmt_time,
+    pick_language,
+    tr,
+)
+from dashboard.settings import load_dashboard_config
+
+T = TypeVar("T")
+
+PAGE_SIZES = (50, 100, 500)
+LANG_KEY = "lang"
+F_DATES, F_PLANT, F_LINE, F_GROUP, F_ITEM, F_SHIFT = (
+    "f_dates", "f_plant", "f_line", "f_group", "f_item", "f_shift"
+)
+FILTERS_READY = "_filters_ready"
+FILTER_NOTES = "_filter_notes"
+DEFAULT_DATES = "_default_dates"
+PAGING = "_paging"
+
+
+def main() -> None:
+    st.set_page_config(page_title="Production Data Hub", page_icon=":material/factory:",
+                       layout="wide")
+    try:
+        config = load_dashboard_config()
+    except ConfigError as exc:
+        st.error(f"**{tr('config_error_title', 'ko')} / {tr('config_error_title', 'en')}**"
+                 f"\n\n{exc}")
+        st.stop()
+    lang = _language(config)
+    tz = _viewer_tz()
+    status, problem = panel.fetch_status(config)
+    st.session_state[panel.STATUS_KEY] = (status, problem)
+    path = config.db_path
+    seen = data.observe(path, status)
+    source = data.assess(path, status)
+    st.title(tr("title", lang))
+    _body(path, source, lang, tz)
+    with st.sidebar:
+        st.divider()
+        panel.render(config, lang, tz, seen)
+
+
+# --- language and time zone --------------------------------------------------------------
+
+
+def _language(config: Config) -> Lang:
+    if LANG_KEY not in st.session_state:
+        st.session_state[LANG_KEY] = pick_language(
+            st.query_params.get("lang"), config.ui.language, st.context.locale
+        )
+    with st.sidebar:
+        st.segmented_control(
+            "Language / 언어", LANGS, key=LANG_KEY, format_func=LANG_NAMES.get,
+            required=True, label_visibility="collapsed",
+        )
+    lang: Lang = st.session_state[LANG_KEY]
+    return lang
+
+
+def _viewer_tz() -> tzinfo | None:
+    """The browser's time zone, when it says; else this computer's."""
+    name = st.context.timezone
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+# --- body --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Results:
+    kpis: q.Kpis
+    previous: q.Kpis | None
+    previous_period: q.Filters | None
+    daily: list[q.DailySummary]
+    lines: list[q.LineSummary]
+    items: list[q.ItemSummary]
+    pareto: list[q.DefectShare]
+    page: q.RecordsPage
+
+
+def _body(path: Path, source: Source, lang: Lang, tz: tzinfo | None) -> None:
+    if source.view in (View.NO_DB, View.UNREADABLE):
+        _state_message(path, source, lang)
+        return
+    source, catalog = _with_fallback(path, source, lambda s: _load_catalog(path, s))
+    if catalog is None:
+        _state_message(path, source, lang)
+        return
+    with st.sidebar:
+        choice = _filter_widgets(catalog, lang)
+    source, results = _with_fallback(path, source, lambda s: _load_results(path, s, choice))
+    if results is None:
+        _state_message(path, source, lang)
+        return
+    if source.view is View.UPDATING:
+        st.warning(tr("updating_as_of", lang, when=fmt_time(source.as_of, lang, tz)),
+                   icon=":material/sync:")
+    else:
+        data.remember_good(path, source)
+    _headline(choice, source, lang, tz)
+    if results.kpis.records == 0:
+        st.info(tr("no_records", lang))
+        return
+    _kpis(results, lang)
+    _charts(results, lang)
+    _records(path, source, choice, results.page, results.kpis.records, lang)
+
+
+def _state_message(path: Path, source: Source, lang: Lang) -> None:
+    if source.view is View.NO_DB:
+        st.info(f"**{tr('no_db_title', lang)}**\n\n{tr('no_db_body', lang, path=path)}",
+                icon=":material/hourglass_empty:")
+    elif source.view is View.UNREADABLE:
+        st.error(f"**{tr('unreadable_title', lang)}**\n\n"
+                 f"{tr('unreadable_body', lang, reason=source.reason)}",
+                 icon=":material/error:")
+    else:
+        st.info(tr("updating_no_data", lang), icon=":material/sync:")
+
+
+def _with_fallback(path: Path, source: Source,
+                   read: Callable[[Source], T]) -> tuple[Source, T | None]:
+    """Read for ``source``; when the file is mid-update, fall back to the last good data."""
+    try:
+        return source, read(source)
+    except NotCached:
+        return replace(source, version=""), None
+    except q.DataChanged as exc:
+        fallback = data.updating(path, str(exc))
+    except q.DataUnavailable as exc:
+        if exc.kind == "missing":
+            return Source(View.NO_DB, reason=exc.reason), None
+        if exc.kind not in ("busy", "updating"):
+            return Source(View.UNREADABLE, reason=exc.reason), None
+        fallback = data.updating(path, exc.reason)
+    if not fallback.version:
+        return fallback, None
+    try:
+        return fallback, read(fallback)
+    except (NotCached, q.QueryError):
+        return replace(fallback, version=""), None
+
+
+def _load_catalog(path: Path, source: Source) -> Catalog:
+    ver, p, live = source.version, str(path), source.live
+    return Catalog.build(data.date_range(ver, p, live), data.items(ver, p, live),
+                         data.lines(ver, p, live))
+
+
+def _load_results(path: Path, source: Source, choice: Choice) -> Results:
+    ver, p, live = source.version, str(path), source.live
+    f = choice.filters()
+    prev_f = f.previous_period()
+    limit, cursor = _paging(f)
+    return Results(
+        kpis=data.kpis(ver, p, f, live),
+        previous=data.kpis(ver, p, prev_f, live) if prev_f else None,
+        previous_period=prev_f,
+        daily=data.summary_daily(ver, p, f, live),
+        lines=data.summary_lines(ver, p, f, live),
+        items=data.top_items(ver, p, f, live),
+        pareto=data.defects_pareto(ver, p, f, live),
+        page=data.records_page(ver, p, f, limit, cursor, live),
+    )
+
+
+# --- filters -----------------------------------------------------------------------------
+
+
+def _query_lists() -> dict[str, list[str]]:
+    return {k: st.query_params.get_all(k) for k in st.query_params}
+
+
+def _filter_widgets(catalog: Catalog, lang: Lang) -> Choice:
+    """The sidebar filters, seeded once per session from the URL and written back to it."""
+    state = st.session_state
+    if not state.get(FILTERS_READY):
+        choice, problems = parse_query(_query_lists(), catalog)
+        _seed(choice)
+        state[FILTER_NOTES] = problems
+        state[FILTERS_READY] = True
+    _follow_default_dates(catalog)
+    st.header(tr("filters", lang))
+    for note in state.get(FILTER_NOTES) or []:
+        st.warning(tr("bad_filter", lang, detail=note))
+    st.date_input(tr("date_range", lang), key=F_DATES, format="YYYY-MM-DD")
+    st.multiselect(tr("plant", lang), catalog.plants, key=F_PLANT,
+                   placeholder=tr("all", lang))
+    line_codes = catalog.line_codes(state[F_PLANT])
+    state[F_LINE] = [c for c in state[F_LINE] if c in line_codes]
+    st.multiselect(tr("line", lang), line_codes, key=F_LINE, placeholder=tr("all", lang),
+                   format_func=lambda c: f"{catalog.lines[c].line_name} ({c})")
+    st.multiselect(tr("item_group", lang), catalog.item_groups, key=F_GROUP,
+                   placeholder=tr("all", lang))
+    item_codes = catalog.item_codes(state[F_GROUP])
+    state[F_ITEM] = [c for c in state[F_ITEM] if c in item_codes]
+    st.multiselect(tr("item", lang), item_codes, key=F_ITEM, placeholder=tr("all", lang),
+                   format_func=lambda c: f"{c} {catalog.items[c].item_name}")
+    st.selectbox(tr("shift", lang), ("", "D", "N"), key=F_SHIFT,
+                 format_func=lambda s: tr(f"shift_{s}", lang) if s else tr("all", lang))
+    st.button(tr("reset_filters", lang), on_click=_reset, args=(catalog,), key="reset_filters")
+    choice = _current_choice(catalog)
+    wanted = {**choice.query(), "lang": st.session_state[LANG_KEY]}
+    default = catalog.default()
+    if (choice.date_from, choice.date_to) == (default.date_from, default.date_to):
+        # The default period is left out of the address, so a shared link keeps
+        # following the newest data rather than pinning today's last 30 days.
+        wanted.pop("date_from", None)
+        wanted.pop("date_to", None)
+    if _query_lists() != {k: v if isinstance(v, list) else [v] for k, v in wanted.items()}:
+        st.query_params.from_dict(wanted)
+    return choice
+
+
+def _follow_default_dates(catalog: Catalog) -> None:
+    """A period nobody picked moves with the data: a new export with later dates shows
+    its last 30 days, not the previous export's."""
+    state = st.session_state
+    default = catalog.default()
+    now = (default.date_from, default.date_to) if default.date_from else ()
+    before = state.get(DEFAULT_DATES)
+    if before is not None and before != now and tuple(state.get(F_DATES) or ()) == before:
+        state[F_DATES] = now
+    state[DEFAULT_DATES] = now
+
+
+def _seed(choice: Choice) -> None:
+    state = st.session_state
+    state[F_DATES] = (choice.date_from, choice.date_to) if choice.date_from else ()
+    state[F_PLANT] = list(choice.plant)
+    state[F_LINE] = list(choice.line)
+    state[F_GROUP] = list(choice.item_group)
+    state[F_ITEM] = list(choice.item)
+    state[F_SHIFT] = choice.shift or ""
+
+
+def _reset(catalog: Catalog) -> None:
+    _seed(catalog.default())
+    st.session_state[FILTER_NOTES] = []
+
+
+def _current_choice(catalog: Catalog) -> Choice:
+    state = st.session_state
+    dates = tuple(state.get(F_DATES) or ())
+    if len(dates) == 2:
+        start, end = dates
+    elif len(dates) == 1:  # the second click of a range pick has not come yet
+        start = end = dates[0]
+    else:
+        default = catalog.default()
+        start, end = default.date_from, default.date_to
+    return Choice(
+        date_from=start, date_to=end,
+        plant=tuple(state[F_PLANT]), line=tuple(state[F_LINE]),
+        item_group=tuple(state[F_GROUP]), item=tuple(state[F_ITEM]),
+        shift=state[F_SHIFT] or None,
+    )
+
+
+def _paging(filters: q.Filters) -> tuple[int, str | None]:
+    """Rows per page and this page's cursor; a new filter starts at page one."""
+    state = st.session_state
+    limit = int(state.get("rows_per_page", PAGE_SIZES[0]))
+    book: dict[str, Any] = state.get(PAGING) or {}
+    key = (filters.key(), limit)
+    if book.get("key") != key:
+        book = {"key": key, "cursors": [None]}
+        state[PAGING] = book
+    cursors: list[str | None] = book["cursors"]
+    return limit, cursors[-1]
+
+
+def _page_move(step: int, next_cursor: str | None = None) -> None:
+    book = st.session_state[PAGING]
+    if step > 0 and next_cursor:
+        book["cursors"].append(next_cursor)
+    elif step < 0 and len(book["cursors"]) > 1:
+        book["cursors"].pop()
+    elif step == 0:
+        del book["cursors"][1:]
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def _headline(choice: Choice, source: Source, lang: Lang, tz: tzinfo | None) -> None:
+    parts = []
+    if choice.date_from and choice.date_to:
+        days = (choice.date_to - choice.date_from).days + 1
+        parts.append(tr("period", lang, start=choice.date_from, end=choice.date_to, days=days))
+    parts.append(tr("data_as_of", lang, when=fmt_time(source.as_of, lang, tz)))
+    st.caption(" · ".join(parts))
+
+
+def _kpis(r: Results, lang: Lang) -> None:
+    k, p = r.kpis, r.previous
+    if r.previous_period is not None and p is not None and p.records:
+        f = r.previous_period
+        help_text = tr("vs_previous", lang, start=f.date_from, end=f.date_to)
+    else:
+        help_text, p = tr("no_previous", lang), None
+
+    # (label, field, value shown, delta kind, decimals, colour when it goes up)
+    specs = [
+        ("good_qty", "good_qty", fmt_int(k.good_qty), "int", 0, "normal"),
+        ("defect_qty", "defect_qty", fmt_int(k.defect_qty), "int", 0, "inverse"),
+        ("defect_rate", "defect_rate", fmt_pct(k.defect_rate, 2), "pct", 2, "inverse"),
+        ("achievement", "achievement", fmt_pct(k.achievement), "pct", 1, "normal"),
+        ("run_hours", "run_minutes", fmt_hours(k.run_minutes, lang), "hours", 1, "normal"),
+        ("downtime_hours", "downtime_minutes", fmt_hours(k.downtime_minutes, lang), "hours", 1,
+         "inverse"),
+    ]
+    cols = [*st.columns(3), *st.columns(3)]  # six across would cut long numbers
+    for col, (label, field, value, kind, digits, colour) in zip(cols, specs, strict=True):
+        delta = None if p is None else delta_text(
+            getattr(k, field), getattr(p, field), kind=kind, lang=lang, digits=digits
+        )
+        col.metric(tr(label, lang), value, delta, delta_color=colour, help=help_text,
+                   border=True)
+
+
+def _charts(r: Results, lang: Lang) -> None:
+    st.subheader(tr("daily_trend", lang))
+    st.altair_chart(charts.daily_trend(r.daily, lang), width="stretch")
+    left, right = st.columns(2)
+    with left:
+        st.subheader(tr("by_line", lang))
+        st.altair_chart(charts.by_line(r.lines, lang), width="stretch")
+    with right:
+        st.subheader(tr("top_items", lang))
+        st.altair_chart(charts.top_items(r.items, lang), width="stretch")
+    st.subheader(tr("defect_pareto", lang))
+    if r.pareto:
+        st.altair_chart(charts.pareto(r.pareto, lang), width="stretch")
+    else:
+        st.caption(tr("no_defects", lang))
+
+
+def _records(path: Path, source: Source, choice: Choice, page: q.RecordsPage, total: int,
+             lang: Lang) -> None:
+    st.subheader(tr("records", lang))
+    book = st.session_state[PAGING]
+    number = len(book["cursors"])
+    df = pd.DataFrame([q.as_dicts([r])[0] for r in page.records], columns=q.RECORD_FIELDS)
+    df["shift"] = df["shift"].map(lambda s: tr(f"shift_{s}", lang) if s in "DN" else s)
+    qty = st.column_config.NumberColumn
+    config: dict[str, Any] = {name: tr(f"col_{name}", lang) for name in q.RECORD_FIELDS}
+    for name in ("plan_qty", "good_qty", "defect_qty"):
+        config[name] = qty(tr(f"col_{name}", lang), format="localized")
+    for name in ("run_minutes", "downtime_minutes"):
+        config[name] = qty(tr(f"col_{name}", lang), format="%.1f")
+    st.dataframe(df, hide_index=True, column_config=config, key="records_table")
+    cols = st.columns([1, 1, 1, 2, 2, 3])
+    cols[0].button(tr("first_page", lang), on_click=_page_move, args=(0,),
+                   disabled=number == 1, key="page_first")
+    cols[1].button(tr("prev_page", lang), on_click=_page_move, args=(-1,),
+                   disabled=number == 1, key="page_prev")
+    cols[2].button(tr("next_page", lang), on_click=_page_move, args=(1, page.next_cursor),
+                   disabled=page.next_cursor is None, key="page_next")
+    cols[3].markdown(f"{tr('page_n', lang, page=number)} · "
+                     f"{tr('records_total', lang, n=fmt_int(total))}")
+    cols[4].selectbox(tr("rows_per_page", lang), PAGE_SIZES, key="rows_per_page",
+                      label_visibility="collapsed")
+    if source.live:
+        f = choice.filters()
+        name = f"production_records_{choice.date_from}_{choice.date_to}.csv"
+        cols[5].download_button(
+            tr("download_csv", lang),
+            data=lambda: data.records_csv(path, source.version, f),
+            file_name=name, mime="text/csv", icon=":material/download:", key="csv",
+        )

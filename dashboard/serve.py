@@ -1,0 +1,71 @@
+"""``python -m dashboard.serve [streamlit options]``: ``streamlit run dashboard/app.py``
+that also ends itself when the process that started it is gone.
+
+The hub's supervisor stops the dashboard cleanly on the way out, but a hub that is
+killed outright (Task Manager, ``kill -9``, a power-user's mistake) cannot. A dashboard
+left behind would hold the port, and the next hub's dashboard could not start. So the
+starter's pid comes in ``PDH_PARENT_PID`` and a watchdog thread ends this process, via
+Streamlit's own clean shutdown, once that pid is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+
+import psutil
+
+from dashboard.settings import APP_PATH, parent_pid
+
+WATCH_INTERVAL_S = 1.0
+GRACE_S = 10.0  # for Streamlit's own shutdown, before the process just exits
+
+
+def watch_parent(pid: int, interval: float = WATCH_INTERVAL_S) -> threading.Thread:
+    """Start a daemon thread that terminates this process when ``pid`` has ended."""
+
+    def gone() -> bool:
+        # On POSIX an orphan is adopted (its ppid changes); Windows keeps the old ppid.
+        return not psutil.pid_exists(pid) or (os.name == "posix" and os.getppid() != pid)
+
+    def watch() -> None:
+        while not gone():
+            time.sleep(interval)
+        # Our output went to a pipe read by the dead starter: a write now fails with
+        # BrokenPipeError, which would kill Streamlit's shutdown handler half-way.
+        _quiet_output()
+        os.kill(os.getpid(), signal.SIGTERM)  # Streamlit shuts its server down cleanly
+        time.sleep(GRACE_S)
+        os._exit(1)  # it did not: leave anyway, the port must come free
+
+    thread = threading.Thread(target=watch, name="pdh-parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def _quiet_output() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    parent = parent_pid()
+    if parent is not None:
+        watch_parent(parent)
+    from streamlit.web import cli
+
+    sys.argv = ["streamlit", "run", str(APP_PATH), *args]
+    cli.main(prog_name="streamlit")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""The DB Auto-Management panel under AppTest, against a real hub with its real API
+running in a background thread (as ``pdh run`` has them)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from core.state import HubState
+from tests.conftest import free_port, make_config, wait_for
+from tests.dashboard.conftest import ThreadedHub, metrics, texts
+
+Page = Callable[..., AppTest]
+
+
+def test_panel_shows_the_hub_and_its_controls_work(page: Page, tmp_path: Path,
+                                                    small_db: Path) -> None:
+    config = make_config(tmp_path, db=small_db, ui={"language": "en"},
+                         api={"enabled": True, "port": free_port()})
+    with ThreadedHub(config).running() as th:
+        th.wait_at_rest()
+        first = th.status().last_check
+        assert first is not None and first.result == "healed"  # the demo DB has no indexes
+        at = page(config)
+        assert not at.exception, at.exception
+        shown = texts(at)
+        assert "DB Auto-Management" in shown and "Healthy" in shown
+        assert "Last Index Check" in shown and "healed" in shown
+        assert "idx_records_work_date" in shown  # what was healed
+        assert "Indexes healed" in shown  # recent events, in the page's language
+        assert not at.error
+        assert metrics(at)["Good quantity"][0]
+
+        # Run Check Now: the hub checks again.
+        at.button(key="run_check").click().run()
+        assert "Check requested." in texts(at)
+        wait_for(lambda: th.status().last_check.at > first.at, 15, message="a new check")
+        assert th.status().last_check.result == "ok"
+
+        # Auto Mode off and on again, from the page.
+        assert at.toggle(key="auto_mode_toggle").value is True
+        at.toggle(key="auto_mode_toggle").set_value(False).run()
+        wait_for(lambda: th.status().auto_mode is False, 5, message="auto mode off")
+        assert th.status().state is HubState.PAUSED
+        assert at.toggle(key="auto_mode_toggle").value is False
+        assert "Paused" in texts(at)
+        at.toggle(key="auto_mode_toggle").set_value(True).run()
+        wait_for(lambda: th.status().auto_mode is True, 5, message="auto mode on")
+
+
+def test_panel_in_korean(page: Page, tmp_path: Path, small_db: Path) -> None:
+    config = make_config(tmp_path, db=small_db, ui={"language": "ko"},
+                         api={"enabled": True, "port": free_port()})
+    with ThreadedHub(config).running() as th:
+        th.wait_at_rest()
+        at = page(config)
+        shown = texts(at)
+        for label in ("DB 자동 관리", "최근 DB 업데이트", "최근 인덱스 점검", "다음 점검",
+                      "복구함", "최근 이벤트"):
+            assert label in shown, label
+        assert at.button(key="run_check").label == "지금 점검"
+        assert at.toggle(key="auto_mode_toggle").label == "자동 모드"
+
+
+def test_hub_gone_mid_session_turns_into_api_down(page: Page, tmp_path: Path,
+                                                  small_db: Path) -> None:
+    config = make_config(tmp_path, db=small_db, ui={"language": "en"},
+                         api={"enabled": True, "port": free_port()})
+    with ThreadedHub(config).running() as th:
+        th.wait_at_rest()
+        at = page(config)
+        assert not at.error
+    at.run()
+    assert "The hub's API is not answering" in " ".join(e.value for e in at.error)
+    assert "Last saved state" in texts(at)  # the hub saved its state on the way out
+    assert metrics(at)["Good quantity"][0]
+    assert "run_check" not in [b.key for b in at.button]  # no control without the hub
