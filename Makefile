@@ -21,7 +21,7 @@ $(DEMO_DB): | $(VENV)/.installed
 	$(BIN)/pdh demo-db $(DEMO_DB) --rows 50000
 
 run: $(VENV)/.installed $(DEMO_DB)
-	$(BIN)/pdh run --db $(DEMO_DB) --headless
+	$(BIN)/pdh run --demo
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import anyio
 
+from agent.dashboard_service import install as install_dashboard
 from api.server import install as install_api
 from core.channel import Channel
 from core.config import Config
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 
 # Later issues (API, dashboard supervisor, demo exporter) add their services here.
 ServiceInstaller = Callable[[Hub], None]
-INSTALLERS: list[ServiceInstaller] = [install_api]
+INSTALLERS: list[ServiceInstaller] = [install_api, install_dashboard]
 
 
 def build_hub(config: Config, channel: Channel | None = None) -> Hub:

@@ -90,19 +90,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if outcome["ok"] else 1
 
 
-def _register_run(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("run", parents=[common], help="run the hub (tray agent, or headless)")
-    p.add_argument("--headless", action="store_true", help="no tray icon (servers, services)")
-    p.set_defaults(handler=cmd_run)
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from agent.app import run_headless
-
-    loaded = _load(args)
-    return run_headless(loaded.config)
-
-
 def _register_status(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("status", parents=[common], help="show the hub's last known state")
     p.add_argument("--json", action="store_true")
@@ -139,6 +126,9 @@ def _load(args: argparse.Namespace) -> Any:
     return load(args)
 
 
-from agent.cmd_api import register as _register_api  # noqa: E402  (a cheap module)
+from agent.cmd_agent import COMMANDS as _AGENT_COMMANDS  # noqa: E402
+from agent.cmd_api import register as _register_api  # noqa: E402  (cheap modules)
+from agent.cmd_dashboard import register as _register_dashboard  # noqa: E402
 
-EXTRA_COMMANDS.extend([_register_check, _register_run, _register_status, _register_api])
+EXTRA_COMMANDS.extend([_register_check, _register_status, _register_api, _register_dashboard])
+EXTRA_COMMANDS.extend(_AGENT_COMMANDS)

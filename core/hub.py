@@ -71,7 +71,8 @@ class Hub:
         self._last_check = saved.last_check
         self._next_check: datetime | None = None
         self._last_look: DbLook | None = None
-        self._activity = Activity.IDLE
+        # "Checking" until the first look is done: never green before anything was seen.
+        self._activity = Activity.CHECKING
         self._message = "starting"
         self._update_pending = False
         self._problem: tuple[str, str] | None = None  # ("missing"|"unreadable", message)
@@ -223,6 +224,8 @@ class Hub:
                 inbox_send.send_nowait(command)
             except anyio.WouldBlock:
                 log.warning("command inbox full; dropping %s", command.kind)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                log.info("hub is stopping; ignoring %s", command.kind)
 
         self._wake = anyio.Event()
         self._reschedule = anyio.Event()
@@ -304,6 +307,8 @@ class Hub:
             except Exception:  # a bug must not end the watching; say it loudly
                 log.exception("check cycle failed unexpectedly")
                 self._set(Activity.IDLE, "internal error; see the log")
+            if self._activity is not Activity.IDLE:
+                self._set(Activity.IDLE)
             self.cycles += 1
 
     # the cycle ---------------------------------------------------------------------

@@ -1,0 +1,205 @@
+"""``pdh run``: one agent per configuration; the tray on the main thread and the core in
+a second thread (an anyio blocking portal, asyncio backend), or the core alone
+(headless: asked for, or no display/tray here).
+
+Quit from the menu, SIGTERM, SIGINT or SIGHUP (logout) all end the same way: the hub
+shuts down (its supervisor stops the children; it saves its state), the icon goes away,
+and the process exits with no thread of ours left running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.from_thread import start_blocking_portal
+
+from agent import app
+from agent.instance import AlreadyRunning, InstanceInfo, InstanceLock, instance_key
+from agent.tray import Action, Tray, TrayBackend
+from agent.tray_texts import Language, resolve_language
+from core.channel import Channel
+from core.config import Config
+from core.hub import Hub
+from core.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+HEADLESS_NOTICE = "no display/tray available; running headless"
+_STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+def configured_dashboard_url(config: Config) -> str | None:
+    """Where the dashboard will be, from the config (None when it is off)."""
+    dash = config.dashboard
+    if not dash.enabled or dash.port == 0:
+        return None
+    host = "127.0.0.1" if dash.host in ("", "0.0.0.0", "::") else dash.host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{dash.port}/"
+
+
+def tray_backend(env: dict[str, str] | None = None) -> tuple[TrayBackend | None, str]:
+    """The pystray backend, or None and why (no display, or pystray will not load)."""
+    env = dict(os.environ) if env is None else env
+    if sys.platform not in ("win32", "darwin") and not (
+        env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")
+    ):
+        return None, "no DISPLAY or WAYLAND_DISPLAY"
+    try:
+        from agent.tray_pystray import PystrayBackend
+
+        return PystrayBackend(), ""
+    except Exception as exc:  # ImportError, Xlib display errors, Gtk init failure
+        return None, f"pystray: {exc}"
+
+
+@contextlib.contextmanager
+def extra_installers(installers: list[Callable[[Hub], Any]]) -> Iterator[None]:
+    """Add services for this run only (``agent.app.serve`` builds the hub from the list)."""
+    app.INSTALLERS.extend(installers)
+    try:
+        yield
+    finally:
+        for install in installers:
+            with contextlib.suppress(ValueError):
+                app.INSTALLERS.remove(install)
+
+
+def autostart_command_args(config: Config, config_source: Path | None,
+                           db_override: Path | None) -> Path | None:
+    """The ``--db`` a login item needs: the override, or the default-config path."""
+    if db_override is not None:
+        return db_override
+    return config.db_path if config_source is None else None
+
+
+def run_agent(config: Config, *, headless: bool, demo: bool, config_source: Path | None,
+              db_override: Path | None = None) -> int:
+    """Run the agent until Quit or a stop signal; the exit code of ``pdh run``."""
+    setup_logging(config.log_dir, config.log.level)
+    lock = InstanceLock(config.state_dir, instance_key(config_source, config.db_path))
+    try:
+        lock.acquire(InstanceInfo(
+            pid=os.getpid(),
+            dashboard_url=configured_dashboard_url(config),
+            config=str(config_source.resolve()) if config_source else None,
+            db=str(config.db_path),
+        ))
+    except AlreadyRunning as exc:
+        print(f"pdh: {exc}")
+        return 0
+    with lock:
+        installers: list[Callable[[Hub], Any]] = []
+        if demo:
+            from agent import demo as demo_service
+
+            demo_service.prepare_demo_db(config)
+            installers.append(demo_service.install)
+        backend: TrayBackend | None = None
+        if not headless:
+            backend, reason = tray_backend()
+            if backend is None:
+                print(f"pdh: {HEADLESS_NOTICE}", file=sys.stderr, flush=True)
+                log.info("%s (%s)", HEADLESS_NOTICE, reason)
+        if backend is None:
+            return _run_headless(config, installers)
+        return _run_tray(config, backend, installers, config_source=config_source,
+                         db_path=autostart_command_args(config, config_source, db_override),
+                         demo=demo)
+
+
+def _run_headless(config: Config, installers: list[Callable[[Hub], Any]]) -> int:
+    log.info("Production Data Hub starting (headless) on %s", config.db_path)
+    with extra_installers(installers):
+        anyio.run(functools.partial(app.serve, config, handle_signals=True), backend="asyncio")
+    return 0
+
+
+def _run_tray(config: Config, backend: TrayBackend, installers: list[Callable[[Hub], Any]],
+              *, config_source: Path | None, db_path: Path | None, demo: bool) -> int:
+    from agent.autostart import launch_command, login_item
+    from agent.notify import install_toasts
+
+    language: Language = resolve_language(config.ui.language)
+    log.info("Production Data Hub starting (tray: %s, %s) on %s", backend.name, language,
+             config.db_path)
+    channel = Channel()
+    command = launch_command(config_source, db_path=db_path, demo=demo)
+    tray = Tray(channel, config, backend, language=language,
+                autostart=login_item(command, log_dir=config.log_dir))
+
+    def open_dashboard() -> None:  # a click on a toast
+        tray.dispatcher.call_soon(lambda: tray.perform(Action.OPEN_DASHBOARD))
+
+    def toasts(hub: Hub) -> None:
+        install_toasts(hub, config, language=language, fallback=tray.notify,
+                       on_clicked=open_dashboard)
+
+    stop_accepted = threading.Event()
+
+    def stop_hub() -> None:
+        if channel.shutdown():
+            stop_accepted.set()
+
+    tray.on_quit = stop_hub
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("received %s; shutting down", signal.Signals(signum).name)
+        stop_hub()
+        tray.stop()
+
+    def install_signal_handlers() -> None:
+        # Again once the tray loop runs: pystray's gtk backend resets SIGINT to default.
+        if threading.current_thread() is threading.main_thread():
+            for signum in _STOP_SIGNALS:
+                signal.signal(signum, on_signal)
+
+    tray.on_ready = install_signal_handlers
+    previous = {signum: signal.getsignal(signum) for signum in _STOP_SIGNALS}
+    install_signal_handlers()
+    failed = False
+    try:
+        with extra_installers([*installers, toasts]), \
+                start_blocking_portal(backend="asyncio") as portal:
+            future = portal.start_task_soon(
+                functools.partial(app.serve, config, channel, handle_signals=False)
+            )
+            future.add_done_callback(lambda _f: tray.stop())  # the hub ended: so does the tray
+            try:
+                tray.run()
+            finally:
+                # Quit and the signals ask the hub to stop. Ask until the hub has taken
+                # the request (the tray failed, or the hub was not listening yet), then
+                # wait for it to finish: children stopped, state saved.
+                while True:
+                    if not stop_accepted.is_set():
+                        stop_hub()
+                    try:
+                        future.result(timeout=0.5)
+                        break
+                    except TimeoutError:
+                        continue
+                    except Exception as exc:  # the hub's own failure, already logged
+                        log.error("the hub stopped with an error: %r", exc)
+                        failed = True
+                        break
+    finally:
+        tray.close()
+        for signum, handler in previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(signum, handler)
+    log.info("agent stopped")
+    return 1 if failed else 0

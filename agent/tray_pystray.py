@@ -1,0 +1,184 @@
+"""The real tray backend: pystray, and a way to run code on each backend's tray thread.
+
+Import this module only after deciding that a display exists: importing pystray without
+one fails (on X11 with ``Xlib.error.DisplayNameError``). ``PYSTRAY_BACKEND`` (pystray's
+own variable) picks the backend: gtk, appindicator, xorg, win32, darwin.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pystray
+
+from agent.tray import Action, MenuEntry, TrayIcon
+
+log = logging.getLogger(__name__)
+
+
+class GLibDispatcher:
+    """gtk and appindicator: the GLib main loop runs on the tray thread."""
+
+    def __init__(self) -> None:
+        from gi.repository import GLib
+
+        self._glib = GLib
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        def once() -> bool:
+            try:
+                fn()
+            except Exception:
+                log.exception("tray update failed")
+            return False  # do not repeat
+
+        self._glib.idle_add(once)
+
+    def close(self) -> None:
+        pass
+
+
+class ThreadDispatcher:
+    """xorg (and the dummy backend): pystray already marshals each icon change onto its
+    loop thread and waits for it; a worker thread keeps that wait off the caller.
+
+    Known limit (pystray 0.19.5, python-xlib): the xorg loop now and then misses the X
+    event that carries a change or the stop from another thread and sleeps on; gtk and
+    appindicator (PyGObject) do not have this problem and are preferred by pystray.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name="pdh-tray-apply", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (fn := self._queue.get()) is not None:
+            try:
+                fn()
+            except Exception:
+                log.exception("tray update failed")
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        self._queue.put(fn)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=2)
+
+
+class Win32Dispatcher:
+    """win32: a private window message, handled by pystray's message loop.
+    (Written against pystray 0.19.5's ``_message_handlers``; not run on this machine.)"""
+
+    WM_APP_CALL = 0x8000 + 0x51  # WM_APP + n
+
+    def __init__(self, icon: Any) -> None:
+        from pystray._util import win32
+
+        self._win32 = win32
+        self._icon = icon
+        self._queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        icon._message_handlers[self.WM_APP_CALL] = self._drain
+
+    def _drain(self, wparam: int = 0, lparam: int = 0) -> int:
+        while True:
+            try:
+                fn = self._queue.get_nowait()
+            except queue.Empty:
+                return 0
+            try:
+                fn()
+            except Exception:
+                log.exception("tray update failed")
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        self._queue.put(fn)
+        hwnd = getattr(self._icon, "_hwnd", None)
+        if hwnd:  # before the loop starts, setup() drains through the first post
+            self._win32.PostMessage(hwnd, self.WM_APP_CALL, 0, 0)
+
+    def close(self) -> None:
+        pass
+
+
+class DarwinDispatcher:
+    """macOS: AppKit's main thread. (Not run on this machine.)"""
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        from PyObjCTools import AppHelper
+
+        AppHelper.callAfter(fn)
+
+    def close(self) -> None:
+        pass
+
+
+def _latin1(text: str) -> str:
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
+class _Latin1TitleIcon(pystray.Icon):  # type: ignore[misc,name-defined]
+    """xorg writes the title as an X STRING (Latin-1) and raises on Hangul. It shows no
+    tooltip anyway, so a lossy title is harmless there."""
+
+    @property
+    def title(self) -> str:
+        return str(self._title)
+
+    @title.setter
+    def title(self, value: str) -> None:
+        pystray.Icon.title.fset(self, _latin1(value))
+
+
+class PystrayBackend:
+    """Icons, menus and dispatchers of the pystray backend in use."""
+
+    def __init__(self) -> None:
+        self.name = pystray.Icon.__module__.rsplit(".", 1)[-1].lstrip("_")
+        self.has_menu = bool(pystray.Icon.HAS_MENU)
+        self.has_notify = bool(pystray.Icon.HAS_NOTIFICATION)
+
+    def create_icon(self, name: str, image: Any, title: str) -> TrayIcon:
+        if self.name == "xorg":
+            return _Latin1TitleIcon(name, image, _latin1(title))
+        icon: TrayIcon = pystray.Icon(name, image, title)
+        return icon
+
+    def make_menu(self, entries: tuple[MenuEntry, ...],
+                  on_action: Callable[[Action], None]) -> Any:
+        return pystray.Menu(*(self._item(e, on_action) for e in entries))
+
+    def _item(self, entry: MenuEntry, on_action: Callable[[Action], None]) -> Any:
+        if entry.separator:
+            return pystray.Menu.SEPARATOR
+        if entry.children:
+            submenu = pystray.Menu(*(self._item(c, on_action) for c in entry.children))
+            return pystray.MenuItem(entry.text, submenu, enabled=entry.enabled)
+        action = entry.action
+
+        def clicked(icon: Any, item: Any) -> None:
+            if action is not None:
+                on_action(action)
+
+        checked = entry.checked
+        return pystray.MenuItem(
+            entry.text,
+            clicked,
+            checked=None if checked is None else (lambda item: checked),
+            default=entry.default,
+            enabled=entry.enabled,
+        )
+
+    def dispatcher(self, icon: TrayIcon) -> Any:
+        if self.name in ("gtk", "appindicator"):
+            return GLibDispatcher()
+        if self.name == "win32":
+            return Win32Dispatcher(icon)
+        if self.name == "darwin":
+            return DarwinDispatcher()
+        return ThreadDispatcher()

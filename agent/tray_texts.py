@@ -1,0 +1,126 @@
+"""The words the tray and the toasts show, in Korean and English.
+
+``ui.language = "auto"`` picks Korean when the user's locale is Korean, else English.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import locale
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from core.state import HubState
+
+Language = Literal["ko", "en"]
+
+APP_TITLE = {"ko": "생산 데이터 허브", "en": "Production Data Hub"}
+
+STATE_LABELS: dict[str, dict[HubState, str]] = {
+    "ko": {
+        HubState.HEALTHY: "정상",
+        HubState.WORKING: "작업 중",
+        HubState.DEGRADED: "주의",
+        HubState.ERROR: "오류",
+        HubState.PAUSED: "일시 중지",
+    },
+    "en": {
+        HubState.HEALTHY: "Healthy",
+        HubState.WORKING: "Working",
+        HubState.DEGRADED: "Degraded",
+        HubState.ERROR: "Error",
+        HubState.PAUSED: "Paused",
+    },
+}
+
+TEXT: dict[str, dict[str, str]] = {
+    "ko": {
+        "starting": "시작 중",
+        "status": "상태: {state}",
+        "check_now": "지금 점검",
+        "auto_mode": "자동 모드",
+        "open_dashboard": "대시보드 열기",
+        "open_api_docs": "API 문서 열기",
+        "dashboard_server": "대시보드 서버",
+        "restart": "다시 시작",
+        "stop": "중지",
+        "start": "시작",
+        "open_logs": "로그 폴더 열기",
+        "autostart": "로그인 시 시작",
+        "quit": "종료",
+        "last_update": "마지막 DB 업데이트: {at}",
+        "last_check": "마지막 인덱스 점검: {at} ({result})",
+        "next_check": "다음 점검: {at}",
+        "never": "없음",
+        "result_ok": "정상",
+        "result_healed": "인덱스 {n}개 복구",
+        "result_stats": "통계 갱신",
+        "result_failed": "실패",
+        # toasts
+        "toast_healed": "ERP 업데이트 후 인덱스를 복구했습니다 ({n}개, {s:.1f}초)",
+        "toast_check_failed": "인덱스 점검 실패: {reason}",
+        "toast_unreadable": "데이터베이스를 읽을 수 없습니다: {reason}",
+        "toast_missing": "데이터베이스 파일이 없습니다",
+        "toast_missing_body": "{path} 파일을 찾을 수 없습니다. 파일이 돌아오면 다시 점검합니다.",
+        "toast_restarted": "대시보드 서버를 다시 시작했습니다",
+        "toast_gave_up": "대시보드 서버가 계속 멈춰 재시작을 포기했습니다",
+        "toast_repeat": "{text} (최근 {window} 동안 {n}번 더)",
+    },
+    "en": {
+        "starting": "Starting",
+        "status": "Status: {state}",
+        "check_now": "Check Now",
+        "auto_mode": "Auto Mode",
+        "open_dashboard": "Open Dashboard",
+        "open_api_docs": "Open API Docs",
+        "dashboard_server": "Dashboard Server",
+        "restart": "Restart",
+        "stop": "Stop",
+        "start": "Start",
+        "open_logs": "Open Log Folder",
+        "autostart": "Start at Login",
+        "quit": "Quit",
+        "last_update": "Last DB Update: {at}",
+        "last_check": "Last Index Check: {at} ({result})",
+        "next_check": "Next Check: {at}",
+        "never": "never",
+        "result_ok": "OK",
+        "result_healed": "{n} restored",
+        "result_stats": "statistics refreshed",
+        "result_failed": "failed",
+        "toast_healed": "Indexes restored after an ERP update ({n} indexes, {s:.1f} s)",
+        "toast_check_failed": "Index check failed: {reason}",
+        "toast_unreadable": "Database unreadable: {reason}",
+        "toast_missing": "Database missing",
+        "toast_missing_body": "{path} was not found. The hub checks again when it returns.",
+        "toast_restarted": "Dashboard server restarted",
+        "toast_gave_up": "Dashboard server gave up after repeated crashes",
+        "toast_repeat": "{text} ({n} more in the last {window})",
+    },
+}
+
+
+def system_language(env: Mapping[str, str] | None = None) -> Language:
+    """Korean if the user's locale is Korean (ko_KR on Unix, Korean_Korea on Windows)."""
+    env = os.environ if env is None else env
+    candidates = [env.get(k, "") for k in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE")]
+    if not any(candidates):
+        with contextlib.suppress(ValueError):  # an odd locale must not stop the tray
+            candidates.append(locale.getlocale()[0] or "")
+    first = next((c for c in candidates if c), "")
+    return "ko" if first.lower().startswith(("ko", "korean")) else "en"
+
+
+def resolve_language(setting: str, env: Mapping[str, str] | None = None) -> Language:
+    """The language for ``ui.language`` (auto | ko | en)."""
+    if setting == "ko":
+        return "ko"
+    if setting == "en":
+        return "en"
+    return system_language(env)
+
+
+def t(lang: Language, key: str, **values: object) -> str:
+    """The text ``key`` in ``lang``, formatted with ``values``."""
+    return TEXT[lang][key].format(**values)
