@@ -26,6 +26,7 @@ from core.channel import Channel, Command, CommandKind
 from core.config import Config
 from core.eventlog import utcnow
 from core.heal import STATISTICS
+from core.messages import localize
 from core.state import HubState, ServerState, StatusSnapshot
 
 log = logging.getLogger(__name__)
@@ -147,8 +148,8 @@ def present(snapshot: StatusSnapshot | None, lang: Language, *, autostart_on: bo
         state, auto_mode, ready = snapshot.state, snapshot.auto_mode, True
         label = STATE_LABELS[lang][state]
         status = t(lang, "status", state=label)
-        if lang == "en" and snapshot.message:
-            status += f": {snapshot.message}"  # the hub's messages are English
+        if snapshot.message:
+            status += f": {localize(snapshot.message, lang)}"
         dashboard_url = _running_url(snapshot, "dashboard")
         api_url = _running_url(snapshot, "api")
         api_docs = docs_url(api_url) if api_url else None

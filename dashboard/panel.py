@@ -15,6 +15,7 @@ import streamlit as st
 
 from core.config import Config
 from core.hub import status_from_disk
+from core.messages import localize
 from core.state import CheckResult, StatusSnapshot
 from dashboard import data
 from dashboard.hubapi import ApiDown, ApiRefused, HubApi, HubApiError
@@ -74,7 +75,7 @@ def _panel(config: Config, lang: Lang, tz: tzinfo | None, seen: data.Seen) -> No
 def _status(status: StatusSnapshot, api: HubApi, lang: Lang, tz: tzinfo | None) -> None:
     colour = _STATE_COLOURS.get(status.state.value, "gray")
     st.markdown(f"{tr('hub_state', lang)}: :{colour}-badge[{tr('state_' + status.state, lang)}]")
-    st.caption(status.message)
+    st.caption(localize(status.message, lang))
     st.markdown(f"**{tr('last_db_update', lang)}**  \n{fmt_time(status.last_db_update, lang, tz)}")
     st.markdown(f"**{tr('last_check', lang)}**  \n{_check_text(status.last_check, lang, tz)}")
     st.markdown(f"**{tr('next_check', lang)}**  \n{fmt_time(status.next_check, lang, tz)}")

@@ -100,7 +100,7 @@ def test_tooltip_in_korean_with_older_dates_and_a_failed_check() -> None:
         "마지막 DB 업데이트: 03-30 14:30\n"
         "마지막 인덱스 점검: 03-30 14:30 (실패)"
     )
-    assert view.menu[0].text == "상태: 오류"
+    assert view.menu[0].text == "상태: 오류: 모든 인덱스 정상"  # the hub message, in Korean
     assert [e.text for e in view.menu if not e.separator][1:4] == [
         "지금 점검", "자동 모드", "대시보드 열기"]
 
