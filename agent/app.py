@@ -10,16 +10,27 @@ from collections.abc import Callable
 import anyio
 
 from agent.dashboard_service import install as install_dashboard
-from api.server import install as install_api
 from core.channel import Channel
 from core.config import Config
 from core.hub import Hub
 from core.logs import setup_logging
+from core.state import ServerState, ServerStatus
 
 log = logging.getLogger(__name__)
 
 # Later issues (API, dashboard supervisor, demo exporter) add their services here.
 ServiceInstaller = Callable[[Hub], None]
+def install_api(hub: Hub) -> None:
+    """The data API in the hub's task group. Imported only when enabled: FastAPI and
+    uvicorn are about a third of the agent's memory."""
+    if not hub.config.api.enabled:
+        hub.register_server("api", ServerStatus(state=ServerState.DISABLED))
+        return
+    from api.server import install
+
+    install(hub)
+
+
 INSTALLERS: list[ServiceInstaller] = [install_api, install_dashboard]
 
 
