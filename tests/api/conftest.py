@@ -74,13 +74,14 @@ def hub_config(tmp_path: Path, db: Path, **api: Any) -> Config:
 
 
 def build_api_hub(config: Config) -> Hub:
-    """The agent's hub, with the API installed once (whether or not the lead has wired
-    api.server.install into agent.app.INSTALLERS yet)."""
+    """The agent's hub with its services, the API installed with a short bind retry."""
     from agent import app as agent_app
 
-    hub = agent_app.build_hub(config)
-    if install not in agent_app.INSTALLERS:
-        install(hub, bind_retry=0.2)
+    hub = Hub(config)
+    for installer in agent_app.INSTALLERS:
+        if installer is not agent_app.install_api:
+            installer(hub)
+    install(hub, bind_retry=0.2)
     return hub
 
 
