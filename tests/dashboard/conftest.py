@@ -89,15 +89,8 @@ class ThreadedHub:
 
     def _build(self) -> Hub:
         from agent import app as agent_app
-        from agent.dashboard_service import install as install_dashboard
-        from api.server import install as install_api
 
-        hub = agent_app.build_hub(self.config)
-        if install_api not in agent_app.INSTALLERS:
-            install_api(hub, bind_retry=0.2)
-        if install_dashboard not in agent_app.INSTALLERS:
-            install_dashboard(hub)
-        return hub
+        return agent_app.build_hub(self.config)  # the API and the dashboard, as wired
 
     def at_rest(self) -> bool:
         """Idle, the API up, and the file on disk is the version the hub last accepted."""
