@@ -203,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
               f"last quarter {statistics.mean(s[1] for s in last):.0f}")
         print(f"child RSS MB (dashboard) first quarter {statistics.mean(s[3] for s in first):.0f}, "
               f"last quarter {statistics.mean(s[3] for s in last):.0f}")
+        series = [f"{t / 60:.0f}m {rss:.0f}" for t, rss, _fds, _kids in samples[::10]]
+        print(f"RSS MB every 5 min: {', '.join(series)}")
         print(f"fds      first quarter {statistics.mean(s[2] for s in first):.1f}, "
               f"last quarter {statistics.mean(s[2] for s in last):.1f}")
     return 0 if five_xx == 0 and not stale else 1

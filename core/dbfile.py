@@ -93,10 +93,16 @@ class DbLook:
     shm: FileStat
     change_counter: int
     header_valid: bool
+    expected_size: int | None = None  # what the header promises, when it can be trusted
 
     @property
     def exists(self) -> bool:
         return self.main.exists
+
+    @property
+    def truncated(self) -> bool:
+        """The file is shorter than its own header says: an export that died midway."""
+        return self.expected_size is not None and self.main.size < self.expected_size
 
     @property
     def writing(self) -> bool:
@@ -132,6 +138,7 @@ def look(path: Path) -> DbLook:
         shm=FileStat(exists=sidecar(path, "-shm").exists()),
         change_counter=header.change_counter,
         header_valid=header.valid,
+        expected_size=header.expected_size(),
     )
 
 

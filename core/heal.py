@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from core.config import HealConfig, IndexSpec
-from core.dbfile import DbLook, FileStat, look, read_header
+from core.dbfile import DbLook, FileStat, look
 from core.errors import DbBusy, DbChanged, DbMissing, DbReadOnly, DbUnreadable, HubError
 
 log = logging.getLogger(__name__)
@@ -106,10 +106,9 @@ def check_readable(path: Path) -> DbLook:
         raise DbUnreadable(f"{path.name} is empty (0 bytes): the export did not write it")
     if not current.header_valid:
         raise DbUnreadable(f"{path.name} is not an SQLite database (its header is wrong)")
-    expected = read_header(path).expected_size()
-    if expected is not None and size < expected:
+    if current.truncated:
         raise DbUnreadable(
-            f"{path.name} is truncated: its header promises {expected:,} bytes, "
+            f"{path.name} is truncated: its header promises {current.expected_size:,} bytes, "
             f"the file has {size:,}"
         )
     return current

@@ -411,6 +411,10 @@ def check_look(current: DbLook) -> None:
         raise DataUnavailable(
             f"{current.path.name} is not a SQLite database (a failed export?)", "unreadable"
         )
+    if current.truncated:
+        raise DataUnavailable(
+            f"{current.path.name} is truncated (an export that died midway?)", "unreadable"
+        )
 
 
 def consistent(path: Path, fn: Callable[[], T]) -> tuple[str, T]:

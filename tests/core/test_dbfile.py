@@ -50,3 +50,11 @@ def test_missing_file_and_sidecars(tmp_path: Path, small_db: Path) -> None:
         "production_analysis.db", "production_analysis.db-journal",
         "production_analysis.db-wal", "production_analysis.db-shm",
     }
+
+
+def test_truncated_file_is_seen_from_its_header(small_db: Path, tmp_path: Path) -> None:
+    whole = look(small_db)
+    assert not whole.truncated and whole.expected_size == small_db.stat().st_size
+    cut = tmp_path / "cut.db"
+    cut.write_bytes(small_db.read_bytes()[:4096 * 3])
+    assert look(cut).truncated
