@@ -51,6 +51,26 @@ def launch_command(config_source: Path | None, *, db_path: Path | None = None,
     return command
 
 
+def _write_if_changed(path: Path, content: bytes) -> str:
+    """Write a login item atomically, and not at all when it already says the same
+    (enable is idempotent)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not (path.is_file() and path.read_bytes() == content):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(content)
+        os.replace(tmp, path)
+    return str(path)
+
+
+def _remove(path: Path) -> bool:
+    """Remove a login item; False when there was none."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class AutostartStatus:
     enabled: bool  # an item exists
@@ -123,20 +143,10 @@ class XdgAutostart:
         return None
 
     def enable(self) -> str:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        content = self.content()
-        if not (self.path.is_file() and self.path.read_text(encoding="utf-8") == content):
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(content, encoding="utf-8")
-            os.replace(tmp, self.path)
-        return str(self.path)
+        return _write_if_changed(self.path, self.content().encode("utf-8"))
 
     def disable(self) -> bool:
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            return False
-        return True
+        return _remove(self.path)
 
     def status(self) -> AutostartStatus:
         try:
@@ -173,20 +183,10 @@ class LaunchAgentAutostart:
         return plistlib.dumps(plist)
 
     def enable(self) -> str:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        content = self.content()
-        if not (self.path.is_file() and self.path.read_bytes() == content):
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_bytes(content)
-            os.replace(tmp, self.path)
-        return str(self.path)
+        return _write_if_changed(self.path, self.content())
 
     def disable(self) -> bool:
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            return False
-        return True
+        return _remove(self.path)
 
     def status(self) -> AutostartStatus:
         try:
