@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 from watchfiles import Change, awatch
 
-from core.dbfile import watched_names
+from core.dbfile import look, watched_names
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ async def watch_db(
                 folder_id = await anyio.to_thread.run_sync(_folder_id, folder)
             log.info("database folder %s is back", folder)
             on_change()
+        last_look = await anyio.to_thread.run_sync(look, path)
         try:
             async for changes in awatch(
                 folder,
@@ -77,8 +78,16 @@ async def watch_db(
                 recursive=False,
                 ignore_permission_denied=True,
             ):
-                if changes:
-                    log.debug("file events: %s", changes)
+                changed = bool(changes)
+                if force_polling:
+                    # The OS-independent poller compares mtimes in whole seconds, so an
+                    # export landing in the same second as the last write can slip by;
+                    # our own look (inode, size, mtime_ns, change counter) cannot.
+                    current = await anyio.to_thread.run_sync(look, path)
+                    changed = changed or current != last_look
+                    last_look = current
+                if changed:
+                    log.debug("%s may have changed: %s", path.name, changes or "polled")
                     on_change()
                 if await anyio.to_thread.run_sync(_folder_id, folder) != folder_id:
                     log.warning("database folder %s went away or was replaced", folder)

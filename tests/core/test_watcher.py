@@ -1,0 +1,59 @@
+"""The watcher on a real temp folder: OS events, polling, and what the poller misses."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from core.watcher import watch_db
+from tests.conftest import await_for
+
+pytestmark = pytest.mark.anyio
+
+
+async def _start_of_a_second() -> None:
+    await anyio.sleep(1 - time.time() % 1 + 0.01)
+
+
+@pytest.mark.parametrize("force_polling", [False, True])
+async def test_a_write_in_the_same_second_is_noticed(tmp_path: Path, force_polling: bool) -> None:
+    """watchfiles' own poller compares whole-second mtimes and misses this; ours doesn't."""
+    db = tmp_path / "production_analysis.db"
+    db.write_bytes(b"x")
+    calls: list[float] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: watch_db(db, lambda: calls.append(time.time()),
+                                       force_polling=force_polling, poll_interval=0.1))
+        for attempt in range(5):
+            await _start_of_a_second()
+            seen = len(calls)
+            db.write_bytes(b"a" * (100 + attempt))  # a new second: any poller sees this
+            await await_for(lambda n=seen: len(calls) > n, 5, message="the first write")
+            await anyio.sleep(0.15)  # let a late duplicate event of that write arrive
+            second, before = int(os.stat(db).st_mtime), len(calls)
+            db.write_bytes(b"b" * (200 + attempt))
+            if int(os.stat(db).st_mtime) != second:
+                continue  # a slow machine crossed into the next second: try again
+            await await_for(lambda n=before: len(calls) > n, 5, message="the same-second write")
+            break
+        else:
+            pytest.fail("could not make two writes within one second")
+        tg.cancel_scope.cancel()
+
+
+async def test_other_files_in_the_folder_are_ignored(tmp_path: Path) -> None:
+    db = tmp_path / "production_analysis.db"
+    db.write_bytes(b"x")
+    calls: list[int] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: watch_db(db, lambda: calls.append(1), poll_interval=0.1))
+        await anyio.sleep(0.3)
+        (tmp_path / "unrelated.txt").write_text("hello")
+        (tmp_path / "production_analysis.db.tmp").write_bytes(b"staged export")
+        os.replace(tmp_path / "production_analysis.db.tmp", db)  # only this counts
+        await await_for(lambda: calls, 5)
+        tg.cancel_scope.cancel()
