@@ -170,8 +170,9 @@ def test_an_export_that_starts_during_a_heal(hub: HubProcess, mode: ExportMode) 
     under it (the hub must neither finish into it nor write its pages into it)."""
     hub.wait_at_rest()
     since, seen_log = len(hub.events()), len(hub.log_lines())
-    # A big export, so that its heal (five indexes and ANALYZE) takes a moment.
-    simulate_export(hub.db, ExportMode.REPLACE, rows=200_000, seconds=0.0, chunks=1, seed=41)
+    # A big export, so that its heal (five indexes and ANALYZE) takes about a second:
+    # long enough for the second export to land inside it even on a loaded machine.
+    simulate_export(hub.db, ExportMode.REPLACE, rows=600_000, seconds=0.0, chunks=1, seed=41)
     big = look(hub.db).version
 
     hub.wait_status(lambda s: s["activity"] == "checking" and s["db"]["version"] == big,
