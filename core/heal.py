@@ -127,6 +127,9 @@ def _code(exc: sqlite3.Error) -> int:
 
 def _translate(exc: sqlite3.Error, path: Path, what: str) -> Exception:
     code = _code(exc)
+    if code in _BUSY_CODES:
+        # Even reads wait while a writer holds the exclusive lock (e.g. its cache spilled).
+        return DbBusy(f"{path.name} stayed locked by another program while {what}: {exc}")
     if code in _UNREADABLE_CODES:
         return DbUnreadable(f"{path.name} is damaged or not a database ({exc}) while {what}")
     if code in _READONLY_CODES:
@@ -325,13 +328,10 @@ def heal(
     current = check_readable(path)
     if expected is not None and not current.same_content(expected):
         raise DbChanged(f"{path.name} changed since it settled")
-    try:
-        healer = _Healer(path, cfg, expected or current, sleep)
-    except sqlite3.Error as exc:
-        raise _translate(exc, path, "opening it") from exc
+    healer, inspection = _open_and_inspect(path, cfg, expected or current, sleep)
     with closing(healer):
         try:
-            report = _heal_with(healer, cfg, dry_run)
+            report = _heal_with(healer, inspection, cfg, dry_run)
             report.after = healer.final_look()
         except DbChanged:
             raise
@@ -342,15 +342,40 @@ def heal(
                 raise DbChanged(f"{path.name} was replaced during the heal ({exc})") from exc
             if isinstance(exc, HubError):
                 raise
-            if isinstance(exc, sqlite3.OperationalError) and _code(exc) in _BUSY_CODES:
-                raise DbBusy(f"{path.name} stayed locked by another program: {exc}") from None
             raise _translate(exc, path, "healing it") from exc
     report.duration_s = time.perf_counter() - started
     return report
 
 
-def _heal_with(healer: _Healer, cfg: HealConfig, dry_run: bool) -> HealReport:
-    inspection = inspect(healer.conn, cfg.indexes)
+def _open_and_inspect(
+    path: Path, cfg: HealConfig, expected: DbLook, sleep: Callable[[float], None]
+) -> tuple[_Healer, Inspection]:
+    """Open the file and read its indexes, retried with doubling backoff while a writer
+    holds the exclusive lock (even reads wait for it)."""
+    for attempt in range(1, cfg.retries + 1):
+        healer: _Healer | None = None
+        try:
+            healer = _Healer(path, cfg, expected, sleep)
+            return healer, inspect(healer.conn, cfg.indexes)
+        except sqlite3.Error as exc:
+            if healer is not None:
+                healer.close()
+            if _code(exc) not in _BUSY_CODES or attempt == cfg.retries:
+                raise _translate(exc, path, "opening it") from exc
+            delay = cfg.retry_backoff * 2 ** (attempt - 1)
+            log.info("%s is locked by another program; retry %d/%d in %.1f s",
+                     path.name, attempt, cfg.retries - 1, delay)
+            sleep(delay)
+        except BaseException:
+            if healer is not None:
+                healer.close()
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _heal_with(
+    healer: _Healer, inspection: Inspection, cfg: HealConfig, dry_run: bool
+) -> HealReport:
     report = HealReport(inspection, dry_run=dry_run)
     if dry_run:
         return report

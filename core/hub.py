@@ -41,6 +41,10 @@ from core.watcher import watch_db
 
 log = logging.getLogger(__name__)
 
+# A check that finds the database locked (through every busy retry) is repeated this many
+# times in a row before it is reported as failed: a long ERP transaction is a write.
+BUSY_CHECKS_BEFORE_FAILING = 3
+
 # A service runs in the hub's task group: ``await tg.start(service, hub)``.
 Service = Callable[..., Coroutine[Any, Any, None]]
 AfterCheckHook = Callable[[str], Awaitable[None]]
@@ -86,6 +90,7 @@ class Hub:
         self._want_cycle = False
         self._want_check = False
         self._want_forced = False
+        self._busy_streak = 0  # checks in a row that found the database locked
         self._tg: anyio.abc.TaskGroup | None = None
         self.cycles = 0
         self.heals = 0
@@ -399,7 +404,19 @@ class Hub:
             self._known_version = settled.version
             self._fail(started, str(exc), problem="unreadable")
             return
-        except (DbBusy, DbReadOnly, sqlite3.Error, OSError) as exc:
+        except DbBusy as exc:
+            # Another program (the ERP in a long transaction) holds the write lock: wait
+            # for it like for any write, and fail only if it never lets go.
+            self._busy_streak += 1
+            if self._busy_streak < BUSY_CHECKS_BEFORE_FAILING:
+                log.info("%s; waiting for the other program to finish", exc)
+                self._request(check=True)
+                return
+            self._busy_streak = 0
+            self._known_version = settled.version
+            self._fail(started, str(exc))
+            return
+        except (DbReadOnly, sqlite3.Error, OSError) as exc:
             self._known_version = settled.version
             self._fail(started, str(exc))
             return
@@ -409,6 +426,7 @@ class Hub:
             if self._reschedule is not None:
                 self._reschedule.set()
             self._next_check = None  # the scheduler sets it anew from now
+        self._busy_streak = 0
         after = report.after or settled
         self._last_look = after
         self._known_version = after.version

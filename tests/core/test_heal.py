@@ -259,3 +259,29 @@ def test_erp_writer_with_its_own_busy_timeout_never_fails_during_a_heal(small_db
     assert errors == []
     assert writes["n"] > 0
     assert set(outcomes) <= {"healed", "ok", "changed"}
+
+
+def test_waits_when_even_reading_is_locked(small_db: Path) -> None:
+    """A writer with the exclusive lock (its cache spilled) blocks reads too: opening and
+    inspecting are retried with the same doubling backoff."""
+    erp = sqlite3.connect(small_db, isolation_level=None, timeout=5, check_same_thread=False)
+    erp.execute("BEGIN EXCLUSIVE")
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 2:
+            erp.execute("ROLLBACK")
+
+    report = heal(small_db, cfg(connect_timeout=0.1), sleep=sleep)
+    erp.close()
+    assert report.result == "healed" and slept == [0.05, 0.1]
+
+    erp = sqlite3.connect(small_db, isolation_level=None)
+    erp.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(DbBusy, match="stayed locked by another program while opening it"):
+            heal(small_db, cfg(connect_timeout=0.1), sleep=lambda s: None)
+    finally:
+        erp.execute("ROLLBACK")
+        erp.close()

@@ -148,13 +148,20 @@ async def test_long_erp_write_transaction_is_waited_out(tmp_path: Path, small_db
         await until_at_rest(hub)
         committed: list[datetime] = []
 
+        journal = small_db.with_name(small_db.name + "-journal")
+        journal_seen: list[bool] = []
+
         def erp_transaction() -> None:
             conn = sqlite3.connect(small_db, isolation_level=None, timeout=5)
             try:
+                conn.execute("PRAGMA cache_size = 5")  # spill: the journal is on disk
                 conn.execute("BEGIN IMMEDIATE")
                 conn.execute("DROP INDEX idx_records_lot_no")
-                conn.execute("UPDATE items SET spec = 'rev 2' WHERE rowid <= 50")
-                time.sleep(1.5)  # the ERP's own pace: longer than the 0.4 s settle window
+                conn.execute("UPDATE production_records SET updated_at = '2026-04-01T00:00:00'")
+                journal_seen.append(journal.exists())
+                # The ERP's own pace: longer than the settle window (0.4 s) and than one
+                # check's busy retries (about 1.2 s), shorter than three of them.
+                time.sleep(2.5)
                 conn.execute("UPDATE items SET spec = 'rev 3' WHERE rowid <= 60")
                 conn.execute("COMMIT")
                 committed.append(datetime.now(UTC))
@@ -165,7 +172,9 @@ async def test_long_erp_write_transaction_is_waited_out(tmp_path: Path, small_db
         await until_event(hub, "indexes_healed", 2, within=30)
         await until_at_rest(hub)
         times = heal_times(hub.events.recent(50))
+        assert journal_seen == [True]
         assert len(times) == 2 and times[1] >= committed[0]
+        assert count(hub, "heal_failed") == 0  # a lock held by a writer is waited out
         assert hub.status().last_check is not None
         assert hub.status().last_check.result == "healed"
         assert "idx_records_lot_no" in hub.status().last_check.healed
