@@ -1,4 +1,4 @@
-"""One ERP export, done the ways /work/shared/erp/README.md says they reach the file.
+"""One ERP export, done the ways the ERP notes (shared/erp/README.md) says they reach the file.
 
 For demos, tests and benchmarks of the hub: :func:`simulate_export` writes a fresh
 ``production_analysis.db`` at ``path`` by atomic replace, copy over in place, rebuild in

@@ -1,5 +1,5 @@
 """A real, private X desktop for tray tests and the agent benchmark (see
-/work/shared/design/LINUX-DESKTOP-TESTING.md): Xvfb on a free display, a private
+shared/design/LINUX-DESKTOP-TESTING.md): Xvfb on a free display, a private
 session bus, a test ``org.freedesktop.Notifications`` service, and ``trayer`` as the
 tray host. Every process is started here and stopped here by its pid.
 """

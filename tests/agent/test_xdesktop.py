@@ -1,6 +1,6 @@
 """The real agent under Xvfb with a real tray host (trayer), pystray's gtk backend, a
 private session bus and a test notification service. See
-/work/shared/design/LINUX-DESKTOP-TESTING.md.
+shared/design/LINUX-DESKTOP-TESTING.md.
 
 The xorg backend is not tested here on purpose: in pystray 0.19.5 its loop now and then
 misses an icon change or the stop sent from another thread (python-xlib), so a test of
