@@ -30,8 +30,12 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# The short benchmarks (a few minutes); the full ones, with their 1M-row files and the
+# peers (bare sqlite3, Datasette), are listed with their figures in docs/benchmarks.md.
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench_demodb.py --rows 200000
+	$(BIN)/python bench/bench_core.py --rows 200000 --repeat 1 --settle-interval 1 --idle 10
+	$(BIN)/python bench/bench_api.py --rows 200000 --seconds 3 --no-datasette
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
