@@ -96,17 +96,41 @@ def _register_status(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_status)
 
 
+def _live_status(config: Any) -> dict[str, Any] | None:
+    """The running agent's status from its API on this machine, or None."""
+    import httpx
+
+    if not config.api.enabled:
+        return None
+    host = "127.0.0.1" if config.api.host in ("0.0.0.0", "", "::") else config.api.host
+    try:
+        response = httpx.get(f"http://{host}:{config.api.port}/api/v1/hub/status", timeout=2)
+    except httpx.HTTPError:
+        return None
+    if response.status_code != 200:
+        return None
+    data: dict[str, Any] = response.json()
+    if data.get("db", {}).get("path") != str(config.db_path):
+        return None  # another hub on that port, for another database
+    return data
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     import json
 
     from core.hub import status_from_disk
 
     loaded = _load(args)
-    data = status_from_disk(loaded.config)
+    live = _live_status(loaded.config)
+    data = live if live is not None else status_from_disk(loaded.config)
+    data["source"] = "running agent" if live is not None else "saved state (agent not reachable)"
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return 0
     check = data.get("last_check") or {}
+    print(f"from:             {data['source']}")
+    if live is not None:
+        print(f"state:            {live['state']} ({live['message']})")
     print(f"database:         {loaded.config.db_path}")
     print(f"auto mode:        {'on' if data.get('auto_mode', True) else 'off'}")
     print(f"last DB update:   {data.get('last_db_update') or '-'}")
@@ -117,6 +141,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  problem:        {check['error']}")
     else:
         print("last index check: never")
+    if live is not None:
+        print(f"next check:       {live.get('next_check') or '-'}")
+        for name, server in live.get("servers", {}).items():
+            detail = server.get("url") or server.get("error") or ""
+            print(f"{name + ':':<18}{server['state']} {detail}".rstrip())
     return 0
 
 

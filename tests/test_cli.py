@@ -123,3 +123,38 @@ def test_run_headless_ctrl_c(tmp_path: Path, small_db: Path, sig: signal.Signals
             proc.kill()
     assert proc.returncode == 0, out
     assert "Traceback" not in out
+
+
+def test_status_asks_the_running_agent_then_falls_back(tmp_path: Path, small_db: Path) -> None:
+    from tests.conftest import free_port
+
+    port = free_port()
+    cfg = write_config(tmp_path, small_db)
+    cfg.write_text(
+        cfg.read_text("utf-8").replace("[api]\nenabled = false", f"[api]\nport = {port}"),
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "--headless", "--config", str(cfg)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        def live() -> dict[str, object] | None:
+            done = pdh("status", "--config", str(cfg), "--json")
+            data = json.loads(done.stdout)
+            ready = data["source"] == "running agent" and data.get("last_check")
+            return data if ready else None
+
+        data = wait_for(live, 60, interval=0.5, message="the agent answering pdh status")
+        assert data["servers"]["api"]["state"] == "running"  # type: ignore[index]
+        text = pdh("status", "--config", str(cfg)).stdout
+        assert "from:             running agent" in text
+        assert f"api:              running http://127.0.0.1:{port}" in text
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    after = json.loads(pdh("status", "--config", str(cfg), "--json").stdout)
+    assert after["source"] == "saved state (agent not reachable)"
+    assert after["last_check"]["result"] == "healed"
