@@ -54,16 +54,6 @@ YEAR_SQL = (
     " group by work_date order by work_date"
 )
 
-_PDH = (
-    "import sys\n"
-    "from agent import commands\n"
-    "from agent.cmd_api import register\n"
-    "if register not in commands.EXTRA_COMMANDS:\n"
-    "    commands.EXTRA_COMMANDS.append(register)\n"
-    "from agent.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n"
-)
-
 _LUA = """
 local items = {%(items)s}
 local months = {%(months)s}
@@ -199,7 +189,7 @@ def start_ours(db: Path, work: Path) -> tuple[subprocess.Popen[bytes], int]:
     toml = work / "pdh.toml"
     toml.write_text(f'[database]\npath = "{db}"\n[log]\ndir = "{work / "logs"}"\n'
                     f'level = "WARNING"\n[api]\nport = {port}\n', encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-c", _PDH, "api", "--config", str(toml)],
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "api", "--config", str(toml)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     wait_http(port, "/api/v1/health")

@@ -294,22 +294,11 @@ def test_versioned_cache_bounds_and_invalidation() -> None:
 
 # --- pdh api, a real child process ------------------------------------------------------
 
-_PDH = (
-    "import sys\n"
-    "from agent import commands\n"
-    "from agent.cmd_api import register\n"
-    "if register not in commands.EXTRA_COMMANDS:\n"
-    "    commands.EXTRA_COMMANDS.append(register)\n"
-    "from agent.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n"
-)
-
-
 def _pdh(*args: str, config: Config) -> subprocess.Popen[str]:
     toml = config.database.path.parent.parent / "pdh.toml"
     toml.write_text(f'[log]\ndir = "{config.log_dir}"\n', encoding="utf-8")
     return subprocess.Popen(
-        [sys.executable, "-c", _PDH, *args, "--config", str(toml)],
+        [sys.executable, "-m", "agent", *args, "--config", str(toml)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
