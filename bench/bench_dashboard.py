@@ -42,10 +42,10 @@ from core.dbfile import look  # noqa: E402
 from core.demodb import create_demo_db  # noqa: E402
 from core.hub import Hub  # noqa: E402
 from core.state import Activity, ServerState  # noqa: E402
+from tests.browser import CHROMIUM as BROWSER  # noqa: E402
+from tests.browser import CHROMIUM_ARGS  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM = str(BROWSER)
 END_DATE = date(2026, 3, 31)
 
 

@@ -15,37 +15,20 @@ import pytest
 from core.erpsim import ExportMode, simulate_export
 from core.state import ServerState
 from dashboard.i18n import fmt_time
+from tests.browser import BROWSER_TZ, CHROMIUM, MISSING, chromium_page
 from tests.conftest import free_port, make_config, wait_for
 from tests.dashboard.conftest import ThreadedHub, expected_kpis, last_day
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-BROWSER_TZ = "Asia/Seoul"
-
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason="needs Debian's chromium at /usr/bin/chromium "
-                              "(apt-get install chromium; .ci/run installs it)"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=MISSING),
 ]
 
 
 @pytest.fixture
 def browser_page() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000},
-                                      locale="en-US", timezone_id=BROWSER_TZ)
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
+    with chromium_page() as page:
+        yield page
 
 
 def wait_rendered(page: Any) -> None:

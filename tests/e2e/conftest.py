@@ -29,9 +29,9 @@ import pytest
 from core import queries
 from core.dbfile import look
 from core.eventlog import read_events
-from tests.conftest import free_port, wait_for
+from tests.browser import CHROMIUM, MISSING, chromium_page
+from tests.conftest import free_port, make_db, wait_for
 
-CHROMIUM = Path("/usr/bin/chromium")
 SETTLE_INTERVAL = 0.3  # s between looks; 3 unchanged looks settle an export
 SETTLE_CHECKS = 3
 SETTLE_WINDOW = SETTLE_INTERVAL * SETTLE_CHECKS
@@ -331,23 +331,9 @@ def event_time(event: dict[str, Any]) -> float:
 def page() -> Iterator[Any]:
     """A headless chromium page (Debian's chromium through Playwright)."""
     if not CHROMIUM.exists():
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium "
-                    "(apt-get install chromium; .ci/run installs it)")
-    from playwright.sync_api import sync_playwright
-
-    from tests.dashboard.test_browser import BROWSER_TZ, CHROMIUM_ARGS
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000},
-                                      locale="en-US", timezone_id=BROWSER_TZ)
-        tab = context.new_page()
-        tab.set_default_timeout(30_000)
-        try:
-            yield tab
-        finally:
-            context.close()
-            browser.close()
+        pytest.skip(MISSING)
+    with chromium_page() as tab:
+        yield tab
 
 
 def shown_kpis(page: Any, url: str,
@@ -387,3 +373,13 @@ def shown_text(page: Any, url: str, text: str) -> None:
 
 def wait_until(condition: Callable[[], Any], message: str, timeout: float = REST_TIMEOUT) -> Any:
     return wait_for(condition, timeout, interval=0.05, message=message)
+
+
+@contextmanager
+def settled_hub(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[HubProcess]:
+    """A hub process on a fresh 2000-row export, started and at rest (a module's hub)."""
+    folder = tmp_path_factory.mktemp(name)
+    db = make_db(folder / "data" / "production_analysis.db", rows=2000)
+    with running_hub(folder, db) as running:
+        start_and_settle(running)
+        yield running

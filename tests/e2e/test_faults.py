@@ -33,9 +33,9 @@ from tests.e2e.conftest import (
     in_order,
     names,
     running_hub,
+    settled_hub,
     shown_kpis,
     shown_text,
-    start_and_settle,
     wait_until,
 )
 
@@ -46,10 +46,7 @@ ROWS = 1500
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    folder = tmp_path_factory.mktemp("faults")
-    db = make_db(folder / "data" / "production_analysis.db", rows=2000)
-    with running_hub(folder, db) as running:
-        start_and_settle(running)
+    with settled_hub(tmp_path_factory, "faults") as running:
         yield running
 
 

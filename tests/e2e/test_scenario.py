@@ -14,7 +14,6 @@ from core.dbfile import look
 from core.erpsim import ExportMode, simulate_export
 from core.heal import STATISTICS
 from dashboard.i18n import fmt_int
-from tests.conftest import make_db
 from tests.e2e.conftest import (
     INDEXES,
     SETTLE_WINDOW,
@@ -23,9 +22,8 @@ from tests.e2e.conftest import (
     event_time,
     in_order,
     names,
-    running_hub,
+    settled_hub,
     shown_kpis,
-    start_and_settle,
 )
 
 pytestmark = pytest.mark.slow
@@ -36,10 +34,7 @@ SEEDS = {ExportMode.REPLACE: 101, ExportMode.COPY: 202, ExportMode.REBUILD: 303,
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    folder = tmp_path_factory.mktemp("scenario")
-    db = make_db(folder / "data" / "production_analysis.db", rows=2000)
-    with running_hub(folder, db) as running:
-        start_and_settle(running)
+    with settled_hub(tmp_path_factory, "scenario") as running:
         yield running
 
 
