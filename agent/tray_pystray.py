@@ -20,6 +20,14 @@ from agent.tray import Action, MenuEntry, TrayIcon
 log = logging.getLogger(__name__)
 
 
+def _run_update(fn: Callable[[], None]) -> None:
+    """Apply one tray update; a failing one is logged and the next still runs."""
+    try:
+        fn()
+    except Exception:
+        log.exception("tray update failed")
+
+
 class GLibDispatcher:
     """gtk and appindicator: the GLib main loop runs on the tray thread."""
 
@@ -30,10 +38,7 @@ class GLibDispatcher:
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         def once() -> bool:
-            try:
-                fn()
-            except Exception:
-                log.exception("tray update failed")
+            _run_update(fn)
             return False  # do not repeat
 
         self._glib.idle_add(once)
@@ -58,10 +63,7 @@ class ThreadDispatcher:
 
     def _work(self) -> None:
         while (fn := self._queue.get()) is not None:
-            try:
-                fn()
-            except Exception:
-                log.exception("tray update failed")
+            _run_update(fn)
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         self._queue.put(fn)
@@ -91,10 +93,7 @@ class Win32Dispatcher:
                 fn = self._queue.get_nowait()
             except queue.Empty:
                 return 0
-            try:
-                fn()
-            except Exception:
-                log.exception("tray update failed")
+            _run_update(fn)
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         self._queue.put(fn)
