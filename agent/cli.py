@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=_positive_int, default=20_000)
     p.add_argument("--seconds", type=_non_negative_float, default=2.0, help="how long it takes")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: new data)")
+    p.add_argument(
+        "--journal", choices=["delete", "wal"], default="delete", help="journal mode the ERP writes"
+    )
     p.set_defaults(handler=commands.cmd_erp_sim)
 
     for register in commands.EXTRA_COMMANDS:

@@ -60,6 +60,7 @@ def cmd_erp_sim(args: argparse.Namespace) -> int:
             seconds=args.seconds,
             seed=args.seed,
             on_phase=show,
+            journal=args.journal,
         )
     except OSError as exc:
         print(f"pdh: erp-sim failed on {args.path}: {exc.strerror or exc}", file=sys.stderr)

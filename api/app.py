@@ -15,6 +15,7 @@ from api.fastpath import CacheHitMiddleware
 from api.routes import data_router, service_router
 from core.config import Config
 from core.queries import DataUnavailable, InvalidQuery
+from core.store import Store
 
 if TYPE_CHECKING:
     from core.hub import Hub
@@ -35,18 +36,20 @@ def create_app(config: Config, hub: Hub | None = None,
                source: DataSource | None = None) -> FastAPI:
     """The data API for ``config.db_path``; with ``hub``, status/control and gating."""
     watch = config.watch
+    store = hub.publisher.store if hub is not None else Store(config.store_dir, config.store.keep)
     source = source or DataSource(
-        config.db_path, hub=hub,
-        updating_retry_after=watch.settle_interval * watch.settle_checks,
+        store, hub=hub, retry_after=watch.settle_interval * watch.settle_checks,
     )
     app = FastAPI(
         title="Production Data Hub API",
         version=_version(),
         description=(
-            "Production data from the ERP's export, always from the current file: every "
-            "data response carries `ETag` and `X-DB-Version`; send `If-None-Match` to get "
-            "304 when nothing changed. 503 with `Retry-After` while the file is missing, "
-            "unreadable or being written."
+            "Production data from the ERP's exports, served from the snapshot the hub last "
+            "verified and published: every data response carries `ETag`, `X-DB-Version` "
+            "(the snapshot) and `X-Data-As-Of` (when the ERP wrote that export); send "
+            "`If-None-Match` to get 304 when nothing changed. An export being written or "
+            "held back never interrupts the answers: the last good snapshot is served. "
+            "503 with `Retry-After` only before the first export has been published."
         ),
     )
     app.state.source = source
@@ -60,7 +63,7 @@ def create_app(config: Config, hub: Hub | None = None,
             allow_origins=config.api.cors_origins,
             allow_methods=["GET", "POST", "PUT"],
             allow_headers=["Authorization", "Content-Type", "If-None-Match"],
-            expose_headers=["ETag", "X-DB-Version", "Retry-After"],
+            expose_headers=["ETag", "X-DB-Version", "X-Data-As-Of", "Retry-After"],
         )
 
     @app.exception_handler(DataUnavailable)

@@ -2,7 +2,9 @@
 
 Every key carries the DB version, so an entry can never answer for another version.
 When a new version is seen the whole store is dropped at once (memory goes back right
-away, nothing stale lingers). Safe to use from the worker threads that run queries.
+away, nothing stale lingers). A snapshot about to be published can be warmed first
+(:meth:`VersionedCache.begin`): its answers wait aside and become the store when that
+version is observed. Safe to use from the worker threads that run queries.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class VersionedCache:
         self._version = ""
         self._entries: OrderedDict[Hashable, bytes] = OrderedDict()
         self._bytes = 0
+        self._next_version = ""  # being warmed, not served yet
+        self._next: OrderedDict[Hashable, bytes] = OrderedDict()
         self.hits = 0
         self.misses = 0
         self.invalidations = 0
@@ -45,9 +49,20 @@ class VersionedCache:
         with self._lock:
             if version != self._version:
                 self._version = version
-                self._entries = OrderedDict()
-                self._bytes = 0
+                if version == self._next_version:
+                    self._entries, self._next = self._next, OrderedDict()
+                else:
+                    self._entries = OrderedDict()
+                self._bytes = sum(len(b) for b in self._entries.values())
+                self._next_version = ""
                 self.invalidations += 1
+
+    def begin(self, version: str) -> None:
+        """Accept answers for ``version`` (a snapshot being warmed) before it is served."""
+        with self._lock:
+            if version != self._version:
+                self._next_version = version
+                self._next = OrderedDict()
 
     def get(self, version: str, key: Hashable) -> bytes | None:
         with self._lock:
@@ -68,6 +83,10 @@ class VersionedCache:
         if size > self.max_bytes // 4:
             return  # one huge answer must not evict everything else
         with self._lock:
+            if version == self._next_version and version:
+                if len(self._next) < self.max_entries:
+                    self._next[key] = body
+                return
             if version != self._version:
                 return
             old = self._entries.pop(key, None)

@@ -1,10 +1,10 @@
-"""Versioned reads: every answer is labelled with the DB version it was read from.
+"""Versioned reads: every answer comes from the published snapshot and is labelled with
+its version (``X-DB-Version``) and the time its export was written (``X-Data-As-Of``).
 
-A read takes a look at the file (stat + 100-byte header, see :mod:`core.dbfile`),
-answers from the cache for that version if it can, else runs the query and looks again:
-if the two looks differ, the result may mix two files, so it is thrown away and the read
-is tried once more, then refused with 503. With a hub, reads are refused while the hub
-says the ERP is still writing (settling) or before it has seen a new version at all.
+What may be served is decided in one place, :func:`core.serving.serving`: the
+published snapshot, or 503 before the first one. A snapshot never changes, so an answer
+computed from it is cached under its version until the next publish; the hub warms the
+cache for the next snapshot before switching to it.
 
 Everything here blocks; the routes call :meth:`DataSource.fetch` through
 ``anyio.to_thread``.
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from api.cache import VersionedCache
 from api.models import (
@@ -37,38 +37,28 @@ from api.models import (
     RecordsOut,
 )
 from core import queries
-from core.dbfile import DbLook, look
-from core.queries import (
-    RECORD_FIELDS,
-    DataChanged,
-    DataUnavailable,
-    Filters,
-    Order,
-    Record,
-    check_look,
-)
-from core.state import Activity
+from core.eventlog import iso
+from core.queries import RECORD_FIELDS, DataUnavailable, Filters, Order, Record
+from core.serving import Serving, serving
+from core.store import Store
 
 if TYPE_CHECKING:
     from core.hub import Hub
 
 log = logging.getLogger(__name__)
 
-UPDATING = "database update in progress"
-ATTEMPTS = 2  # a read that sees the file change twice in a row gets 503
-
-
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A cacheable read: a canonical key and how to compute its JSON body."""
+    """A cacheable read: a canonical key and how to compute its JSON body from a snapshot."""
 
     key: tuple[Hashable, ...]
-    compute: Callable[[], bytes]
+    compute: Callable[[Path], bytes]
 
 
 @dataclass(frozen=True, slots=True)
 class Served:
     version: str
+    as_of: str  # ISO-8601 UTC: when the ERP wrote the export
     etag: str
     body: bytes | None  # None: the client's copy is current (304)
 
@@ -76,6 +66,7 @@ class Served:
 @dataclass(slots=True)
 class CsvStart:
     version: str
+    as_of: str
     etag: str
     first: list[Record] | None  # None: 304
     rest: Iterator[list[Record]] | None
@@ -110,82 +101,53 @@ def _json(model: BaseModel) -> bytes:
     return model.model_dump_json().encode()
 
 
+_KPIS = TypeAdapter(queries.Kpis)
+
+
 class DataSource:
-    """Versioned, cached reads of one database file, optionally gated by a hub."""
+    """Cached reads of the published snapshot of one store; with a hub in the process,
+    its words say why nothing is served yet."""
 
     def __init__(
         self,
-        path: Path,
+        store: Store,
         *,
         hub: Hub | None = None,
         cache: VersionedCache | None = None,
-        updating_retry_after: float = 2.0,
+        retry_after: float = 10.0,
     ) -> None:
-        self.path = path
+        self.store = store
         self.hub = hub
         self.cache = cache or VersionedCache()
-        self.updating_retry_after = max(1, math.ceil(updating_retry_after))
+        self.retry_after_s = max(1, math.ceil(retry_after))
         # URL as sent -> canonical query key, for URLs the routes have answered before.
         self._raw: OrderedDict[RawKey, tuple[Hashable, ...]] = OrderedDict()
         self._raw_lock = threading.Lock()
-        self.retries = 0  # reads that saw the file change and ran again
-        self.refused = 0  # reads refused because the file kept changing
-
-    # gating ------------------------------------------------------------------------
 
     def retry_after(self, exc: DataUnavailable) -> int:
-        if exc.kind == "updating":
-            return self.updating_retry_after
-        return 2 if exc.kind == "busy" else 10
+        return self.retry_after_s
 
-    def gate(self, current: DbLook) -> None:
-        """Raise :class:`DataUnavailable` unless data of ``current`` may be served now."""
-        hub = self.hub
-        if hub is not None and current.exists:
-            activity = hub.activity
-            if activity is Activity.SETTLING:
-                raise DataUnavailable(UPDATING, "updating")
-            # A version the hub has not taken in yet is a write it has not seen settle
-            # (the watcher fires a moment after the first byte). While it checks and heals
-            # the data is complete: serve it. With auto mode off nothing will settle it.
-            if (activity is Activity.IDLE and hub.auto_mode
-                    and current.version != hub.known_version):
-                raise DataUnavailable(UPDATING, "updating")
-        check_look(current)
-
-    def look(self) -> DbLook:
-        current = look(self.path)
+    def serving(self) -> Serving:
+        """The snapshot to answer from now, or DataUnavailable (503)."""
+        why = self.hub.message if self.hub is not None else None
+        current = serving(self.store, why)
         self.cache.observe(current.version)
         return current
 
     # reads -------------------------------------------------------------------------
 
     def fetch(self, query: Query, if_none_match: str | None = None) -> Served:
-        """The body of ``query`` for the current version (blocking)."""
-        for _attempt in range(ATTEMPTS):
-            before = self.look()
-            self.gate(before)
-            version = before.version
-            etag = make_etag(version, query.key)
-            if etag_matches(if_none_match, etag):
-                return Served(version, etag, None)
-            body = self.cache.get(version, query.key)
-            if body is not None:
-                return Served(version, etag, body)
-            try:
-                body = query.compute()
-            except DataUnavailable:
-                if self.look().version == version:
-                    raise  # the file is really bad, not just mid-write
-                self.retries += 1
-                continue
-            if self.look().version != version:
-                self.retries += 1
-                continue
+        """The body of ``query`` from the published snapshot (blocking)."""
+        current = self.serving()
+        version, as_of = current.version, iso(current.published.as_of)
+        etag = make_etag(version, query.key)
+        if etag_matches(if_none_match, etag):
+            return Served(version, as_of, etag, None)
+        body = self.cache.get(version, query.key)
+        if body is None:
+            body = query.compute(current.path)
             self.cache.put(version, query.key, body)
-            return Served(version, etag, body)
-        self.refused += 1
-        raise DataUnavailable(UPDATING, "updating")
+        return Served(version, as_of, etag, body)
 
     def remember(self, raw: RawKey, key: tuple[Hashable, ...]) -> None:
         """Note that the URL ``raw`` asks for the query ``key`` (bounded, LRU)."""
@@ -200,39 +162,40 @@ class DataSource:
         return self._raw.get(raw)
 
     def fetch_hit(self, key: tuple[Hashable, ...], if_none_match: str | None) -> Served | None:
-        """The cached answer to ``key`` for the current version (blocking); None: let the
-        route handle it. Looked at and gated exactly as in :meth:`fetch`."""
-        current = self.look()
-        self.gate(current)
-        etag = make_etag(current.version, key)
-        if etag_matches(if_none_match, etag):
-            return Served(current.version, etag, None)
-        body = self.cache.get(current.version, key)
-        return None if body is None else Served(current.version, etag, body)
-
-    def version_now(self) -> tuple[DbLook, DataUnavailable | None]:
-        """A look, and why its data could not be served now (None: it could)."""
-        current = self.look()
+        """The cached answer to ``key`` for the published snapshot; None: let the route
+        handle it (not cached, or nothing to serve)."""
         try:
-            self.gate(current)
+            current = self.serving()
+        except DataUnavailable:
+            return None
+        version, as_of = current.version, iso(current.published.as_of)
+        etag = make_etag(version, key)
+        if etag_matches(if_none_match, etag):
+            return Served(version, as_of, etag, None)
+        body = self.cache.get(version, key)
+        return None if body is None else Served(version, as_of, etag, body)
+
+    def serving_now(self) -> tuple[Serving | None, DataUnavailable | None]:
+        """The snapshot served now, or why there is none."""
+        try:
+            return self.serving(), None
         except DataUnavailable as exc:
-            return current, exc
-        return current, None
+            return None, exc
 
     # queries -----------------------------------------------------------------------
 
     def items(self) -> Query:
-        return Query(("items",), lambda: _json(ItemsOut(items=queries.items(self.path))))
+        return Query(("items",), lambda p: _json(ItemsOut(items=queries.items(p))))
 
     def lines(self) -> Query:
-        return Query(("lines",), lambda: _json(LinesOut(lines=queries.lines(self.path))))
+        return Query(("lines",), lambda p: _json(LinesOut(lines=queries.lines(p))))
 
     def records(self, filters: Filters, limit: int, cursor: str | None, order: Order) -> Query:
         if cursor:
-            queries.decode_cursor(cursor, order)  # a bad cursor is a 422 before any look
+            queries.decode_cursor(cursor, order)  # a bad cursor is a 422 before any read
 
-        def compute() -> bytes:
-            page = queries.records(self.path, filters, limit, cursor, order)
+        def compute(path: Path) -> bytes:
+            page = queries.records(path, filters, limit, cursor, order)
             return _json(RecordsOut(records=page.records, next_cursor=page.next_cursor))
 
         return Query(("records", filters.key(), limit, cursor, order), compute)
@@ -240,21 +203,21 @@ class DataSource:
     def summary_daily(self, filters: Filters) -> Query:
         return Query(
             ("summary/daily", filters.key()),
-            lambda: _json(DailyOut(days=queries.summary_daily(self.path, filters))),
+            lambda p: _json(DailyOut(days=queries.summary_daily(p, filters))),
         )
 
     def summary_items(self, filters: Filters, limit: int | None, sort: str,
                       order: Order) -> Query:
-        def compute() -> bytes:
-            rows = queries.summary_items(self.path, filters, limit=limit, sort=sort, order=order)
+        def compute(path: Path) -> bytes:
+            rows = queries.summary_items(path, filters, limit=limit, sort=sort, order=order)
             return _json(ItemSummaryOut(items=rows))
 
         return Query(("summary/items", filters.key(), limit, sort, order), compute)
 
     def summary_lines(self, filters: Filters, limit: int | None, sort: str,
                       order: Order) -> Query:
-        def compute() -> bytes:
-            rows = queries.summary_lines(self.path, filters, limit=limit, sort=sort, order=order)
+        def compute(path: Path) -> bytes:
+            rows = queries.summary_lines(path, filters, limit=limit, sort=sort, order=order)
             return _json(LineSummaryOut(lines=rows))
 
         return Query(("summary/lines", filters.key(), limit, sort, order), compute)
@@ -262,53 +225,36 @@ class DataSource:
     def pareto(self, filters: Filters, limit: int | None) -> Query:
         return Query(
             ("defects/pareto", filters.key(), limit),
-            lambda: _json(ParetoOut(defects=queries.defects_pareto(self.path, filters,
-                                                                   limit=limit))),
+            lambda p: _json(ParetoOut(defects=queries.defects_pareto(p, filters, limit=limit))),
         )
 
     def kpis(self, filters: Filters) -> Query:
-        from pydantic import TypeAdapter
-
-        adapter = TypeAdapter(queries.Kpis)
-        return Query(
-            ("kpis", filters.key()),
-            lambda: adapter.dump_json(queries.kpis(self.path, filters)),
-        )
+        return Query(("kpis", filters.key()),
+                     lambda p: _KPIS.dump_json(queries.kpis(p, filters)))
 
     # CSV ---------------------------------------------------------------------------
 
     def open_csv(self, filters: Filters, order: Order, if_none_match: str | None,
                  page_size: int = 5000) -> CsvStart:
-        """Read the first page of a CSV export (blocking); the rest follows page by page,
-        each checked against the same version (:class:`DataChanged` if the file moved)."""
-        key = ("records.csv", filters.key(), order)
-        for _attempt in range(ATTEMPTS):
-            before = self.look()
-            self.gate(before)
-            version = before.version
-            etag = make_etag(version, key)
-            if etag_matches(if_none_match, etag):
-                return CsvStart(version, etag, None, None)
-            pages = queries.iter_records(
-                self.path, filters, page_size=page_size, version=version, order=order
-            )
-            try:
-                first = next(pages, [])
-            except (DataChanged, DataUnavailable):
-                if self.look().version == version:
-                    raise
-                self.retries += 1
-                continue
-            return CsvStart(version, etag, first, pages)
-        self.refused += 1
-        raise DataUnavailable(UPDATING, "updating")
+        """Read the first page of a CSV export (blocking); the rest follows page by page
+        from the same snapshot (which stays in the store for one more publish)."""
+        current = self.serving()
+        version, as_of = current.version, iso(current.published.as_of)
+        etag = make_etag(version, ("records.csv", filters.key(), order))
+        if etag_matches(if_none_match, etag):
+            return CsvStart(version, as_of, etag, None, None)
+        pages = queries.iter_records(current.path, filters, page_size=page_size, order=order)
+        first = next(pages, [])
+        return CsvStart(version, as_of, etag, first, pages)
 
     # warming -----------------------------------------------------------------------
 
-    def default_queries(self) -> list[Query]:
-        """What the dashboard and a person opening the API first ask for."""
-        span = queries.date_range(self.path)
+    def default_queries(self, path: Path) -> list[Query]:
+        """What the dashboard and a person opening the API first ask for: the default
+        period's views, and the summaries over all the data."""
+        span = queries.date_range(path)
         period = queries.default_filters(span)
+        everything = Filters()
         return [
             self.items(),
             self.lines(),
@@ -318,23 +264,24 @@ class DataSource:
             self.pareto(period, None),
             self.kpis(period),
             self.kpis(period.previous_period() or period),
+            self.summary_daily(everything),
+            self.summary_items(everything, DEFAULT_TOP, "good_qty", "desc"),
+            self.summary_lines(everything, None, "code", "asc"),
+            self.kpis(everything),
         ]
 
-    def warm(self, version: str) -> int:
-        """Fill the cache for ``version`` (blocking); returns how many answers were added."""
+    def warm(self, version: str, path: Path) -> int:
+        """Compute the default answers for the snapshot ``version`` at ``path`` before it
+        is published (blocking); returns how many were cached."""
+        self.cache.begin(version)
+        warmed = 0
         try:
-            current = self.look()
-            if current.version != version:
-                return 0  # already changed again; the next check warms the next one
-            warmed = 0
-            for query in self.default_queries():
-                before = len(self.cache)
-                self.fetch(query)
-                warmed += len(self.cache) > before
-            return warmed
-        except (DataUnavailable, DataChanged) as exc:
-            log.info("cache warming skipped: %s", exc)
-            return 0
+            for query in self.default_queries(path):
+                self.cache.put(version, query.key, query.compute(path))
+                warmed += 1
+        except DataUnavailable as exc:
+            log.info("cache warming stopped: %s", exc)
+        return warmed
 
 
 DEFAULT_TOP = 20  # summary/items default top-N

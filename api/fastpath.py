@@ -1,9 +1,9 @@
 """Cache hits without routing: a URL the routes have answered before, whose answer is
 cached for the current DB version, is sent straight from the cache.
 
-The look and the hub gating still happen on every request (in a worker thread), so a
-hit is exactly as fresh as a routed answer; only FastAPI's parameter parsing is skipped,
-which the earlier routed answer already did for the same bytes of URL.
+Which snapshot is served is still asked on every request, so a hit is exactly as fresh
+as a routed answer; only FastAPI's parameter parsing is skipped, which the earlier
+routed answer already did for the same bytes of URL.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import anyio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.data import DataSource, raw_key
-from core.queries import DataUnavailable
 
 
 class CacheHitMiddleware:
@@ -34,15 +33,13 @@ class CacheHitMiddleware:
         for name, value in scope["headers"]:
             if name == b"if-none-match":
                 inm = value.decode("latin-1")
-        try:
-            served = await anyio.to_thread.run_sync(self.source.fetch_hit, key, inm)
-        except DataUnavailable:
-            served = None  # the route answers 503 with its reason
-        if served is None:
+        served = await anyio.to_thread.run_sync(self.source.fetch_hit, key, inm)
+        if served is None:  # not cached, or nothing to serve: the route answers
             await self.app(scope, receive, send)
             return
         headers = [(b"etag", served.etag.encode()),
                    (b"x-db-version", served.version.encode()),
+                   (b"x-data-as-of", served.as_of.encode()),
                    (b"cache-control", b"no-cache")]
         if served.body is None:
             await send({"type": "http.response.start", "status": 304, "headers": headers})

@@ -6,6 +6,7 @@ same shapes; the envelopes here name the lists.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,8 +54,9 @@ class ParetoOut(BaseModel):
 
 
 class DbHealth(BaseModel):
-    exists: bool
-    version: str
+    exists: bool = Field(description="a verified snapshot is published")
+    version: str = Field(description="the published snapshot's version ('' for none)")
+    as_of: datetime | None = Field(None, description="when the ERP wrote that export")
     available: bool
     reason: str | None = None
 
@@ -68,6 +70,12 @@ class HealthOut(BaseModel):
 class AutoModeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     auto_mode: bool
+
+
+class PublishIn(BaseModel):
+    """``{"force": true}``: the engineer accepts the held-back export."""
+
+    force: Literal[True] = Field(description="must be true: publish despite the failed check")
 
 
 class ErrorOut(BaseModel):

@@ -33,9 +33,11 @@ from api.models import (
     LinesOut,
     LineSummaryOut,
     ParetoOut,
+    PublishIn,
     RecordsOut,
 )
 from api.security import control_dependency
+from core.publisher import PublishRefused
 from core.queries import MAX_PAGE, DataChanged, DataUnavailable, Filters, Kpis
 from core.state import StatusSnapshot
 
@@ -53,15 +55,17 @@ CodeParam = Annotated[str | None, Query(max_length=64, min_length=1)]
 _VERSION_HEADERS = {
     "ETag": {"description": "DB version + query; send back as If-None-Match",
              "schema": {"type": "string"}},
-    "X-DB-Version": {"description": "version of the database file the data came from",
+    "X-DB-Version": {"description": "version of the published snapshot the data came from",
                      "schema": {"type": "string"}},
+    "X-Data-As-Of": {"description": "when the ERP wrote that export (ISO-8601, UTC)",
+                     "schema": {"type": "string", "format": "date-time"}},
 }
 DATA_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"headers": _VERSION_HEADERS},
     304: {"description": "Not modified: your copy (If-None-Match) is current",
           "headers": _VERSION_HEADERS},
     503: {"model": ErrorOut,
-          "description": "Database missing, unreadable or being updated; retry later",
+          "description": "No export has been verified and published yet; retry later",
           "headers": {"Retry-After": {"description": "seconds",
                                       "schema": {"type": "integer"}}}},
 }
@@ -85,7 +89,8 @@ FiltersDep = Annotated[Filters, Depends(record_filters)]
 
 
 def _headers(served: Served | CsvStart) -> dict[str, str]:
-    return {"ETag": served.etag, "X-DB-Version": served.version, "Cache-Control": "no-cache"}
+    return {"ETag": served.etag, "X-DB-Version": served.version, "X-Data-As-Of": served.as_of,
+            "Cache-Control": "no-cache"}
 
 
 class CsvResponse(StreamingResponse):
@@ -217,10 +222,12 @@ def service_router(source: DataSource, hub: Hub | None, token: str) -> APIRouter
 
     @router.get("/health", response_model=HealthOut, summary="Is the API up; can it read the DB")
     async def health() -> HealthOut:
-        current, problem = await anyio.to_thread.run_sync(source.version_now)
+        current, problem = await anyio.to_thread.run_sync(source.serving_now)
         return HealthOut(
             hub=hub is not None,
-            db=DbHealth(exists=current.exists, version=current.version,
+            db=DbHealth(exists=current is not None,
+                        version=current.version if current else "",
+                        as_of=current.published.as_of if current else None,
                         available=problem is None,
                         reason=problem.reason if problem else None),
         )
@@ -236,6 +243,20 @@ def service_router(source: DataSource, hub: Hub | None, token: str) -> APIRouter
     async def hub_check() -> StatusSnapshot:
         the_hub = need_hub()
         the_hub.check_now()
+        return the_hub.status()
+
+    @router.post("/hub/publish", response_model=StatusSnapshot, dependencies=guard,
+                 responses={**control, 409: {"model": ErrorOut, "description": (
+                     "nothing is held back, or the held-back export cannot be published "
+                     "(a damaged file); the detail says which")},
+                     422: {"description": "the body is not {\"force\": true}"}},
+                 summary="Publish the held-back export anyway (it failed verification)")
+    async def hub_publish(body: PublishIn) -> StatusSnapshot:
+        the_hub = need_hub()
+        try:
+            await the_hub.publish_anyway()
+        except PublishRefused as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         return the_hub.status()
 
     @router.put("/hub/auto-mode", response_model=StatusSnapshot, dependencies=guard,

@@ -15,6 +15,7 @@ import os
 import socket
 from collections.abc import Callable, Generator
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
@@ -28,6 +29,7 @@ from api.security import startup_problem
 from core.config import Config
 from core.eventlog import EventName
 from core.state import ServerState, ServerStatus
+from core.store import Published
 
 if TYPE_CHECKING:
     from core.hub import Hub
@@ -219,7 +221,8 @@ async def api_service(
 
 
 def install(hub: Hub, *, bind_retry: float = BIND_RETRY) -> None:
-    """Add the API to the hub (if ``[api] enabled``) and warm its cache after each check."""
+    """Add the API to the hub (if ``[api] enabled``); its cache is warmed on each new
+    snapshot before the snapshot is published."""
     config = hub.config
     if not config.api.enabled:
         hub.register_server(SERVER_NAME, ServerStatus(state=ServerState.DISABLED))
@@ -228,11 +231,11 @@ def install(hub: Hub, *, bind_retry: float = BIND_RETRY) -> None:
     source: DataSource = app.state.source
     hub.add_service(partial(api_service, app=app, bind_retry=bind_retry))
 
-    async def warm(version: str) -> None:
-        added = await anyio.to_thread.run_sync(source.warm, version)
-        log.debug("API cache warmed for version %s (%d answers)", version, added)
+    async def warm(published: Published, path: Path) -> None:
+        added = await anyio.to_thread.run_sync(source.warm, published.version, path)
+        log.debug("API cache warmed for snapshot %s (%d answers)", published.version, added)
 
-    hub.add_after_check(warm)
+    hub.add_before_publish(warm)
 
 
 def run_standalone(config: Config, on_listening: Callable[[str], None] | None = None

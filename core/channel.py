@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 class CommandKind(StrEnum):
     CHECK_NOW = "check_now"
+    PUBLISH_ANYWAY = "publish_anyway"
     SET_AUTO_MODE = "set_auto_mode"
     SHUTDOWN = "shutdown"
     RESTART_SERVER = "restart_server"

@@ -97,6 +97,7 @@ class HealConfig(_Section):
     retry_backoff: float = Field(1.0, ge=0, description="s, doubling after each busy attempt")
     analyze: bool = True
     repair_mismatched: bool = True
+    in_place: bool = True  # also heal the ERP's own file (other tools read it too)
     indexes: list[IndexSpec] = Field(default_factory=default_indexes)
 
     @field_validator("indexes")
@@ -158,6 +159,27 @@ class StateConfig(_Section):
         return None if value == "" else value
 
 
+class StoreConfig(_Section):
+    """Where the hub keeps the snapshots it publishes to readers."""
+
+    dir: Path | None = None
+    keep: int = Field(2, ge=1, description="published snapshots kept (current included)")
+
+    @field_validator("dir", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
+class VerifyConfig(_Section):
+    """What a copy of an export must pass before readers see it."""
+
+    min_row_ratio: float = Field(
+        0.5, ge=0, le=1,
+        description="production_records rows against the last published; 0 turns it off",
+    )
+
+
 class DemoConfig(_Section):
     export_interval: float = Field(180.0, gt=0, description="s between simulated exports")
     mode: Literal["replace", "copy", "rebuild"] = "replace"
@@ -176,6 +198,8 @@ class Config(_Section):
     ui: UiConfig = Field(default_factory=UiConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     state: StateConfig = Field(default_factory=StateConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
     demo: DemoConfig = Field(default_factory=DemoConfig)
 
     # Derived locations -------------------------------------------------------------
@@ -195,6 +219,11 @@ class Config(_Section):
     @property
     def state_file(self) -> Path:
         return self.state_dir / "state.json"
+
+    @property
+    def store_dir(self) -> Path:
+        default = Path(platformdirs.user_data_dir(APP_NAME, APP_AUTHOR)) / "snapshots"
+        return self.store.dir or default
 
     @property
     def events_file(self) -> Path:
@@ -282,6 +311,8 @@ def _resolve_paths(config: Config, base: Path) -> Config:
         config.log.dir = resolve(config.log.dir)
     if config.state.dir is not None:
         config.state.dir = resolve(config.state.dir)
+    if config.store.dir is not None:
+        config.store.dir = resolve(config.store.dir)
     return config
 
 

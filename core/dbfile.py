@@ -116,7 +116,9 @@ class DbLook:
             return ""
         m = self.main
         parts = [m.dev, m.ino, m.size, m.mtime_ns, self.change_counter]
-        if self.wal.exists:  # committed pages may live in the WAL, not the main file
+        # Committed pages may live in the WAL, not the main file. An empty -wal is what a
+        # read-only connection leaves behind: no content, so not part of the version.
+        if self.wal.exists and self.wal.size > 0:
             parts += [self.wal.size, self.wal.mtime_ns]
         digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
         return digest

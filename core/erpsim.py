@@ -4,7 +4,8 @@ For demos, tests and benchmarks of the hub: :func:`simulate_export` writes a fre
 ``production_analysis.db`` at ``path`` by atomic replace, copy over in place, rebuild in
 place through SQLite, delete-then-write, or a failed (truncated) export. It blocks for
 about ``seconds`` so the hub can be watched while the write is under way; ``on_phase``
-reports the moments tests synchronise on.
+reports the moments tests synchronise on. With ``journal="wal"`` every mode writes a
+WAL-mode file (the mode is persisted in the file's header), as some ERPs do.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from core.demodb import build_demo_file, erp_schema_statements, write_erp_data
 __all__ = [
     "ERP_TABLES",
     "ExportMode",
+    "Journal",
     "simulate_export",
     "write_empty",
     "write_garbage",
@@ -32,8 +34,10 @@ __all__ = [
 ERP_TABLES = ("defect_records", "production_records", "lines", "items")  # drop order
 _SIDECARS = ("-journal", "-wal", "-shm")
 _CORRUPT_FRACTION = 0.4
+_LOCK_WAIT = 5.0  # seconds the ERP waits for the hub's locks, as its own driver would
 
 Phase = Callable[[str], None]
+Journal = Literal["delete", "wal"]
 
 
 class ExportMode(StrEnum):
@@ -41,7 +45,7 @@ class ExportMode(StrEnum):
 
     REPLACE = "replace"  # write *.tmp beside it, rename over (new inode)
     COPY = "copy"  # truncate and rewrite in chunks (same inode, partial midway)
-    REBUILD = "rebuild"  # DROP/CREATE/INSERT through SQLite (a -journal comes and goes)
+    REBUILD = "rebuild"  # DROP/CREATE/INSERT through SQLite (-journal or -wal come and go)
     DELETE = "delete"  # file missing for a while, then written anew
     CORRUPT = "corrupt"  # a failed export: a truncated file
 
@@ -57,39 +61,45 @@ def simulate_export(
     chunks: int = 8,
     on_phase: Phase | None = None,
     transaction: Literal["one", "batches"] = "one",
+    journal: Journal = "delete",
 ) -> None:
     """Run one export of ``rows`` production records into ``path``, taking about ``seconds``.
 
     The write happens in ``chunks`` steps (file chunks, or SQLite batches) with the time
     spread between them. ``seed=None`` draws a new seed so each export differs.
     ``transaction`` applies to rebuild: one long transaction, or one per batch.
+    ``journal`` is the file's journal mode: "delete" (rollback journal) or "wal"; a WAL
+    rebuild has ``-wal`` and ``-shm`` beside the file until the ERP closes its connection.
     Phases: "writing", "batch i/n" or "chunk i/n", "deleted", "renamed", "committed", "done".
     """
     path = Path(path)
     mode = ExportMode(mode)
     if chunks < 1 or seconds < 0:
         raise ValueError(f"need chunks >= 1 and seconds >= 0 (got {chunks}, {seconds})")
+    if journal not in ("delete", "wal"):
+        raise ValueError(f"journal must be 'delete' or 'wal' (got {journal!r})")
     if seed is None:
         # Differs per call, so a re-export really changes the content.
         seed = time.time_ns() ^ (os.getpid() << 20)
     phase: Phase = on_phase or (lambda _name: None)
     kwargs = {"rows": rows, "seed": seed, "days": days}
     if mode is ExportMode.REPLACE:
-        _replace(path, seconds=seconds, chunks=chunks, phase=phase, **kwargs)
+        _replace(path, seconds=seconds, chunks=chunks, phase=phase, journal=journal, **kwargs)
     elif mode is ExportMode.COPY:
-        _copy(path, seconds=seconds, chunks=chunks, phase=phase, **kwargs)
+        _copy(path, seconds=seconds, chunks=chunks, phase=phase, journal=journal, **kwargs)
     elif mode is ExportMode.REBUILD:
+        one = transaction == "one"
         _rebuild(
-            path, seconds=seconds, chunks=chunks, phase=phase, one=transaction == "one", **kwargs
+            path, seconds=seconds, chunks=chunks, phase=phase, one=one, journal=journal, **kwargs
         )
     elif mode is ExportMode.DELETE:
         for p in (path, *_sidecars(path)):
             p.unlink(missing_ok=True)
         phase("deleted")
         time.sleep(seconds)
-        _replace(path, seconds=0.0, chunks=1, phase=phase, **kwargs)
+        _replace(path, seconds=0.0, chunks=1, phase=phase, journal=journal, **kwargs)
     else:
-        _corrupt(path, phase=phase, **kwargs)
+        _corrupt(path, phase=phase, journal=journal, **kwargs)
     phase("done")
 
 
@@ -114,8 +124,43 @@ def _batch_pacer(
     return batch_rows, between_batches
 
 
+def _set_journal(conn: sqlite3.Connection, journal: Journal) -> None:
+    """Set ``PRAGMA journal_mode``, retrying while the file is locked: the busy timeout does
+    not cover the switch to WAL, which needs the file to itself for a moment."""
+    deadline = time.monotonic() + _LOCK_WAIT
+    while True:
+        try:
+            got = conn.execute(f"PRAGMA journal_mode={journal.upper()}").fetchone()[0]
+            break
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    if got != journal:
+        raise sqlite3.OperationalError(f"journal_mode={journal} refused (still {got})")
+
+
+def _persist_journal(path: Path, journal: Journal) -> None:
+    """Put a freshly built file in ``journal`` mode; the close checkpoints, so no -wal stays."""
+    if journal == "delete":
+        return  # build_demo_file already leaves a rollback-journal file
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        _set_journal(conn, journal)
+    finally:
+        conn.close()
+
+
 def _replace(
-    path: Path, *, rows: int, seed: int, days: int, seconds: float, chunks: int, phase: Phase
+    path: Path,
+    *,
+    rows: int,
+    seed: int,
+    days: int,
+    seconds: float,
+    chunks: int,
+    phase: Phase,
+    journal: Journal,
 ) -> None:
     tmp = path.with_name(path.name + ".tmp")
     batch_rows, pace = _batch_pacer(rows, chunks, seconds, phase)
@@ -124,6 +169,7 @@ def _replace(
         build_demo_file(
             tmp, rows=rows, seed=seed, days=days, batch_rows=batch_rows, between_batches=pace
         )
+        _persist_journal(tmp, journal)
         os.replace(tmp, path)  # the only moment the file at `path` changes
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -131,12 +177,13 @@ def _replace(
     phase("renamed")
 
 
-def _build_private(rows: int, seed: int, days: int) -> Path:
+def _build_private(rows: int, seed: int, days: int, journal: Journal) -> Path:
     """A complete export in the system temp dir (the ERP's side of a network copy)."""
     fd, name = tempfile.mkstemp(prefix="erpsim-", suffix=".db")
     os.close(fd)
     try:
         build_demo_file(Path(name), rows=rows, seed=seed, days=days)
+        _persist_journal(Path(name), journal)
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
@@ -144,9 +191,17 @@ def _build_private(rows: int, seed: int, days: int) -> Path:
 
 
 def _copy(
-    path: Path, *, rows: int, seed: int, days: int, seconds: float, chunks: int, phase: Phase
+    path: Path,
+    *,
+    rows: int,
+    seed: int,
+    days: int,
+    seconds: float,
+    chunks: int,
+    phase: Phase,
+    journal: Journal,
 ) -> None:
-    src = _build_private(rows, seed, days)
+    src = _build_private(rows, seed, days, journal)
     try:
         size = src.stat().st_size
         chunk_size = -(-size // chunks)
@@ -175,13 +230,14 @@ def _rebuild(
     chunks: int,
     phase: Phase,
     one: bool,
+    journal: Journal,
 ) -> None:
     batch_rows, pace = _batch_pacer(rows, chunks, seconds, phase)
     # Autocommit mode so the transactions are exactly the ones written here; the ERP
-    # waits up to 5 s for the hub's locks, as its own driver would.
-    conn = sqlite3.connect(path, timeout=5, isolation_level=None)
+    # waits for the hub's locks. Closing the last connection checkpoints and removes -wal.
+    conn = sqlite3.connect(path, timeout=_LOCK_WAIT, isolation_level=None)
     try:
-        conn.execute("PRAGMA journal_mode=DELETE")
+        _set_journal(conn, journal)
         conn.execute("BEGIN IMMEDIATE")
         for table in ERP_TABLES:
             conn.execute(f"DROP TABLE IF EXISTS {table}")  # its indexes go with it
@@ -220,9 +276,11 @@ def _drop_statistics(conn: sqlite3.Connection) -> None:
             conn.execute(f"DELETE FROM {name}")
 
 
-def _corrupt(path: Path, *, rows: int, seed: int, days: int, phase: Phase) -> None:
+def _corrupt(
+    path: Path, *, rows: int, seed: int, days: int, phase: Phase, journal: Journal
+) -> None:
     """A failed export: only the first part of a valid file arrives, by atomic replace."""
-    src = _build_private(rows, seed, days)
+    src = _build_private(rows, seed, days, journal)
     tmp = path.with_name(path.name + ".tmp")
     try:
         data = src.read_bytes()

@@ -5,7 +5,9 @@
     ├── DbUnreadable     zero bytes, not SQLite, truncated or malformed
     ├── DbBusy           another program kept the database locked through every retry
     ├── DbChanged        the file changed under a heal: settle again, never heal into it
-    └── DbReadOnly       the file or its folder cannot be written
+    ├── DbReadOnly       the file or its folder cannot be written
+    ├── ExportRejected   a copy of an export failed verification: held back, not served
+    └── StoreError       the snapshot store cannot take a copy (disk full, no permission)
 
 Messages are written for a factory engineer: they name the file, index, table or
 column and say what is wrong.
@@ -36,3 +38,17 @@ class DbChanged(HubError):
 
 class DbReadOnly(HubError):
     """The file or its folder cannot be written (the journal needs the folder)."""
+
+
+class ExportRejected(HubError):
+    """An export's copy failed verification; ``forceable``: "publish anyway" may take it."""
+
+    def __init__(self, reason: str, *, forceable: bool = False, rows: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.forceable = forceable
+        self.rows = rows
+
+
+class StoreError(HubError):
+    """The snapshot store cannot take a copy: the last good snapshot stays served."""

@@ -115,7 +115,9 @@ def check_readable(path: Path) -> DbLook:
 
 
 def _connect(path: Path, timeout: float) -> sqlite3.Connection:
-    uri = f"{path.resolve().as_uri()}?mode=rw"
+    # absolute(), not resolve(): on Windows resolve() turns a mapped drive into a UNC
+    # path (file://server/share/...), which sqlite3 refuses.
+    uri = f"{path.absolute().as_uri()}?mode=rw"
     conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
     return conn
@@ -295,7 +297,7 @@ class _Healer:
             return
 
     def final_look(self) -> DbLook:
-        """The file as the heal leaves it, taken under a shared lock so no SQLite writer
+        """The file as the heal leaves it, checked under a shared lock so no SQLite writer
         can commit between the check and the look."""
         self.conn.execute("BEGIN")
         try:
@@ -332,7 +334,7 @@ def heal(
     with closing(healer):
         try:
             report = _heal_with(healer, inspection, cfg, dry_run)
-            report.after = healer.final_look()
+            healer.final_look()  # raises DbChanged if another program wrote meanwhile
         except DbChanged:
             raise
         except (sqlite3.Error, HubError) as exc:
@@ -343,6 +345,9 @@ def heal(
             if isinstance(exc, HubError):
                 raise
             raise _translate(exc, path, "healing it") from exc
+    # Taken after our connection closed: closing checkpoints a WAL-mode file and removes
+    # its -wal and -shm, and that is the file as we leave it, not a new export.
+    report.after = look(path)
     report.duration_s = time.perf_counter() - started
     return report
 

@@ -1,5 +1,5 @@
 """The hub: owns one root task group, the state and the command inbox, and runs the
-cycle: watch -> settle -> heal -> state + event.
+cycle: watch -> settle -> heal in place -> snapshot, verify, publish -> state + event.
 
 Everything here runs on the hub's event loop (asyncio backend); blocking work (stat,
 sqlite3) goes through ``anyio.to_thread``. Other threads talk to it only through the
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,10 @@ from anyio.abc import TaskStatus
 from core.channel import Channel, Command, CommandKind
 from core.config import Config
 from core.dbfile import DbLook, look
-from core.errors import DbBusy, DbChanged, DbMissing, DbReadOnly, DbUnreadable
+from core.errors import DbBusy, DbChanged, DbMissing, DbReadOnly, DbUnreadable, StoreError
 from core.eventlog import EventLog, EventName, utcnow
-from core.heal import HealReport, heal
+from core.heal import HealReport, check_readable, heal
+from core.publisher import BeforePublish, Outcome, Publisher, PublishRefused
 from core.settle import settle
 from core.state import (
     Activity,
@@ -37,6 +38,7 @@ from core.state import (
     load_state,
     save_state,
 )
+from core.store import HeldBack
 from core.watcher import watch_db
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,6 @@ BUSY_CHECKS_BEFORE_FAILING = 3
 
 # A service runs in the hub's task group: ``await tg.start(service, hub)``.
 Service = Callable[..., Coroutine[Any, Any, None]]
-AfterCheckHook = Callable[[str], Awaitable[None]]
 ServerCommand = Callable[[CommandKind], Coroutine[Any, Any, None]]
 
 
@@ -83,7 +84,7 @@ class Hub:
         self._servers: dict[str, ServerStatus] = {}
         self._server_commands: dict[str, ServerCommand] = {}
         self._services: list[Service] = []
-        self._after_check: list[AfterCheckHook] = []
+        self.publisher = Publisher(config, self.events)
         # Created in run(): anyio events belong to the loop that runs the hub.
         self._wake: anyio.Event | None = None
         self._reschedule: anyio.Event | None = None
@@ -101,9 +102,9 @@ class Hub:
         """Run ``service(hub, task_status=...)`` in the hub's task group (API, supervisor)."""
         self._services.append(service)
 
-    def add_after_check(self, hook: AfterCheckHook) -> None:
-        """Await ``hook(version)`` after each successful check (e.g. cache warming)."""
-        self._after_check.append(hook)
+    def add_before_publish(self, hook: BeforePublish) -> None:
+        """Await ``hook(published, path)`` before a snapshot is published (cache warming)."""
+        self.publisher.add_before_publish(hook)
 
     def register_server(self, name: str, status: ServerStatus,
                         control: ServerCommand | None = None) -> None:
@@ -133,6 +134,20 @@ class Hub:
         self._save_soon()
         self._publish()
 
+    async def publish_anyway(self) -> str:
+        """Publish the held-back export despite its failed verification (the engineer's
+        call: a row-count drop can be real). PublishRefused says why it cannot be."""
+        async with self.publisher.lock:
+            self._set(Activity.CHECKING, "publishing the held-back export")
+            try:
+                published = await self.publisher.publish_held()
+            except (PublishRefused, StoreError) as exc:
+                self._set(Activity.IDLE, str(exc))
+                raise PublishRefused(str(exc)) from None
+            self._set(Activity.IDLE, "held-back export published by request")
+        await self._save()
+        return published.version
+
     def shutdown(self) -> None:
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
@@ -141,6 +156,8 @@ class Hub:
         """Run a command posted through the channel (on the loop)."""
         if command.kind is CommandKind.CHECK_NOW:
             self.check_now()
+        elif command.kind is CommandKind.PUBLISH_ANYWAY and self._tg is not None:
+            self._tg.start_soon(self._publish_anyway_logged)
         elif command.kind is CommandKind.SET_AUTO_MODE:
             self.set_auto_mode(bool(command.value))
         elif command.kind is CommandKind.SHUTDOWN:
@@ -153,7 +170,18 @@ class Hub:
             else:
                 self._tg.start_soon(control, command.kind)
 
+    async def _publish_anyway_logged(self) -> None:
+        try:
+            await self.publish_anyway()
+        except PublishRefused as exc:
+            log.warning("publish anyway refused: %s", exc)
+
     # status ------------------------------------------------------------------------
+
+    @property
+    def message(self) -> str:
+        """What the hub is doing or what is wrong, in words for a person."""
+        return self._message
 
     @property
     def auto_mode(self) -> bool:
@@ -191,6 +219,9 @@ class Hub:
             db=db,
             last_check=self._last_check,
             servers=self._servers,
+            published=self.publisher.published is not None,
+            held_back=self.publisher.held_back is not None,
+            store_error=self.publisher.store_error is not None,
         )
         return StatusSnapshot(
             state=state,
@@ -203,6 +234,9 @@ class Hub:
             last_check=self._last_check,
             next_check=self._next_check,
             servers={k: v.model_copy() for k, v in self._servers.items()},
+            published=self.publisher.published,
+            held_back=self.publisher.held_back,
+            store_error=self.publisher.store_error,
             recent_events=self.events.recent(20),
             pid=os.getpid(),
             updated_at=utcnow(),
@@ -235,6 +269,7 @@ class Hub:
         self._wake = anyio.Event()
         self._reschedule = anyio.Event()
         self.channel.bind(post)
+        await self.publisher.start()
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -312,8 +347,8 @@ class Hub:
             except Exception:  # a bug must not end the watching; say it loudly
                 log.exception("check cycle failed unexpectedly")
                 self._set(Activity.IDLE, "internal error; see the log")
-            if self._activity is not Activity.IDLE:
-                self._set(Activity.IDLE)
+            if self._activity is not Activity.IDLE and not self._want_cycle:
+                self._set(Activity.IDLE)  # (a cycle asked for again shows its own state)
             self.cycles += 1
 
     # the cycle ---------------------------------------------------------------------
@@ -346,7 +381,19 @@ class Hub:
         elif not check or not (self._auto_mode or forced):
             self._publish()  # our own writes, a reader's touch, or paused: nothing to do
             return
-        await self._check(current)
+        async with self.publisher.lock:
+            await self._check(current, new=changed or self._publish_due())
+
+    def _publish_due(self) -> bool:
+        """An unchanged file still needs publishing: nothing published yet (first start
+        with this store), or the last copy failed for the store's sake (disk full)."""
+        pub = self.publisher
+        if pub.store_error is not None:
+            return True
+        held = pub.held_back
+        if held is not None and held.version == self._known_version:
+            return False  # rejected as it is; a new export or "publish anyway" moves on
+        return pub.published is None
 
     async def _settle(self, first: DbLook) -> DbLook:
         self._last_db_update = utcnow()
@@ -385,52 +432,79 @@ class Hub:
         self._set(Activity.IDLE, "database missing")
         self._save_soon()
 
-    async def _check(self, settled: DbLook) -> None:
-        self._set(Activity.CHECKING, "checking indexes")
+    def _checked(self) -> None:
+        """A check ran (whatever its end): the periodic check counts from now."""
+        self._update_pending = False
+        if self._reschedule is not None:
+            self._reschedule.set()
+        self._next_check = None  # the scheduler sets it anew from now
+
+    async def _check(self, settled: DbLook, *, new: bool) -> None:
+        """Heal the settled file in place (``[heal] in_place``), then, for a new export,
+        copy, verify and publish it."""
         started = utcnow()
-        try:
-            report: HealReport = await anyio.to_thread.run_sync(
-                lambda: heal(self.path, self.config.heal, expected=settled)
-            )
-        except DbChanged as exc:
-            log.info("%s; waiting for it to settle again", exc)
-            self._set(Activity.SETTLING, "the file changed during the check; waiting again")
-            self._request(check=True)
-            return
-        except DbMissing:
-            await self._missing(await self._look())
-            return
-        except DbUnreadable as exc:
-            self._known_version = settled.version
-            self._fail(started, str(exc), problem="unreadable")
-            return
-        except DbBusy as exc:
-            # Another program (the ERP in a long transaction) holds the write lock: wait
-            # for it like for any write, and fail only if it never lets go.
-            self._busy_streak += 1
-            if self._busy_streak < BUSY_CHECKS_BEFORE_FAILING:
-                log.info("%s; waiting for the other program to finish", exc)
+        after = settled
+        if self.config.heal.in_place:
+            self._set(Activity.CHECKING, "checking indexes")
+            report: HealReport | None = None
+            try:
+                report = await anyio.to_thread.run_sync(
+                    lambda: heal(self.path, self.config.heal, expected=settled)
+                )
+            except DbChanged as exc:
+                log.info("%s; waiting for it to settle again", exc)
+                self._checked()
+                self._set(Activity.SETTLING, "the file changed during the check; waiting again")
                 self._request(check=True)
                 return
-            self._busy_streak = 0
-            self._known_version = settled.version
-            self._fail(started, str(exc))
-            return
-        except (DbReadOnly, sqlite3.Error, OSError) as exc:
-            self._known_version = settled.version
-            self._fail(started, str(exc))
-            return
-        finally:
-            self._activity = Activity.IDLE
-            self._update_pending = False
-            if self._reschedule is not None:
-                self._reschedule.set()
-            self._next_check = None  # the scheduler sets it anew from now
-        self._busy_streak = 0
-        after = report.after or settled
+            except DbMissing:
+                self._checked()
+                await self._missing(await self._look())
+                return
+            except DbUnreadable as exc:
+                self._checked()
+                await self._unreadable(settled, str(exc), new=new)
+                return
+            except DbBusy as exc:
+                # Another program (the ERP in a long transaction) holds the write lock:
+                # wait for it like for any write, and fail only if it never lets go.
+                self._busy_streak += 1
+                self._checked()
+                if self._busy_streak < BUSY_CHECKS_BEFORE_FAILING:
+                    log.info("%s; waiting for the other program to finish", exc)
+                    self._set(Activity.IDLE)
+                    self._request(check=True)
+                    return
+                self._busy_streak = 0
+                self._fail(started, str(exc), settled.version)
+            except (DbReadOnly, sqlite3.Error, OSError) as exc:
+                # The snapshot is still made and healed: readers get their indexes.
+                self._fail(started, str(exc), settled.version)
+            else:
+                self._busy_streak = 0
+                after = report.after or settled
+                self._record(report, after)
+        else:
+            try:
+                await anyio.to_thread.run_sync(check_readable, self.path)
+            except DbMissing:
+                self._checked()
+                await self._missing(await self._look())
+                return
+            except DbUnreadable as exc:
+                self._checked()
+                await self._unreadable(settled, str(exc), new=new)
+                return
+        self._checked()
         self._last_look = after
         self._known_version = after.version
         self._problem = None
+        if new:
+            await self._snapshot(after)
+        self._set(Activity.IDLE)
+        await self._save()
+
+    def _record(self, report: HealReport, after: DbLook) -> None:
         self._last_check = CheckResult(
             at=utcnow(),
             result=report.result,
@@ -455,30 +529,63 @@ class Hub:
             self.events.emit(EventName.CHECK_OK, duration_s=self._last_check.duration_s)
             log.info("index check ok (%.2f s)", report.duration_s)
             message = "all indexes in place"
-        self._set(Activity.IDLE, message)
-        await self._save()
-        if report.result != "failed":
-            for hook in self._after_check:
-                try:
-                    await hook(after.version)
-                except Exception:
-                    log.exception("after-check hook failed")
+        self._set(message=message)
 
-    def _fail(self, started: datetime, error: str, *, problem: str | None = None) -> None:
+    async def _snapshot(self, settled: DbLook) -> None:
+        self._set(Activity.CHECKING, "copying and verifying the export")
+        try:
+            outcome: Outcome = await self.publisher.publish_export(settled)
+        except DbChanged as exc:
+            log.info("%s; waiting for it to settle again", exc)
+            self._known_version = ""
+            self._set(Activity.SETTLING, "the file changed while it was copied; waiting again")
+            self._request(check=True)
+            return
+        except DbMissing:
+            await self._missing(await self._look())
+            return
+        except StoreError as exc:
+            outcome = Outcome(store_error=str(exc))
+        if outcome.published is not None:
+            # Our read connection may leave WAL sidecars behind: take the file as the
+            # copy left it, so that is not mistaken for a new export.
+            self._known_version = outcome.published.source_version
+            self._last_look = await self._look()
+            self._set(message=f"data as of {outcome.published.as_of:%Y-%m-%d %H:%M} published")
+        elif outcome.held_back is not None:
+            self._set(message=f"export held back: {outcome.held_back.reason}")
+        else:
+            self._set(message=outcome.store_error or "snapshot failed")
+
+    async def _unreadable(self, settled: DbLook, error: str, *, new: bool) -> None:
+        """The export is not a whole SQLite file: hold it back; readers keep the last good."""
+        self._known_version = settled.version
+        if self._problem != ("unreadable", error):
+            self.events.emit(EventName.DB_UNREADABLE, error=error)
+            log.error("database unreadable: %s", error)
+        self._problem = ("unreadable", error)
+        if new or self.publisher.held_back is None:
+            await self._hold_unreadable(settled, error)
+        self._set(Activity.IDLE, error)
+        self._save_soon()
+
+    async def _hold_unreadable(self, settled: DbLook, error: str) -> None:
+        held = HeldBack(at=utcnow(), reason=error, version=settled.version)
+        held = await anyio.to_thread.run_sync(self.publisher.store.hold, None, held)
+        if self.publisher.held_back is None or self.publisher.held_back.reason != error:
+            self.events.emit(EventName.EXPORT_REJECTED, reason=error, version=settled.version,
+                             forceable=False)
+        self.publisher.held_back = held
+
+    def _fail(self, started: datetime, error: str, version: str) -> None:
         self._last_check = CheckResult(
             at=utcnow(), result="failed", error=error,
             duration_s=round((utcnow() - started).total_seconds(), 3),
-            version=self._known_version,
+            version=version,
         )
-        if problem is not None:
-            if self._problem != (problem, error):
-                self.events.emit(EventName.DB_UNREADABLE, error=error)
-            self._problem = (problem, error)
-            log.error("database unreadable: %s", error)
-        else:
-            self._problem = None
-            self.events.emit(EventName.HEAL_FAILED, error=error)
-            log.error("index check failed: %s", error)
+        self._problem = None
+        self.events.emit(EventName.HEAL_FAILED, error=error)
+        log.error("index check failed: %s", error)
         self._set(Activity.IDLE, error)
         self._save_soon()
 

@@ -1,9 +1,9 @@
 """Read-only data access to the ERP's file, shared by the API and the dashboard.
 
-Every function here blocks (sqlite3): the API runs them with ``anyio.to_thread``,
-Streamlit calls them directly. Each call opens its own short-lived ``mode=ro``
-connection and closes it before returning, so nothing holds the file while idle (on
-Windows an open handle blocks the ERP's replace). Never ``immutable=1``: the file changes.
+Every function here reads a published snapshot (:mod:`core.store`), never the ERP's
+file, and blocks (sqlite3): the API runs them with ``anyio.to_thread``, Streamlit calls
+them directly. Snapshots never change, so connections are opened ``immutable=1`` and
+pooled (:data:`READERS`).
 
 All SQL is parameterized; sort names come from a whitelist; sums happen in SQL.
 
@@ -21,18 +21,19 @@ import base64
 import binascii
 import json
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from core.dbfile import DbLook, look
-
 __all__ = [
     "DEFAULT_PERIOD_DAYS",
     "MAX_PAGE",
+    "READERS",
     "RECORD_FIELDS",
+    "REQUIRED_COLUMNS",
     "SHIFTS",
     "SORTS",
     "DailySummary",
@@ -51,8 +52,6 @@ __all__ = [
     "Record",
     "RecordsPage",
     "as_dicts",
-    "check_look",
-    "consistent",
     "date_range",
     "decode_cursor",
     "default_filters",
@@ -73,7 +72,16 @@ T = TypeVar("T")
 SHIFTS = ("D", "N")
 MAX_PAGE = 1000
 DEFAULT_PERIOD_DAYS = 30
-DEFAULT_BUSY_TIMEOUT = 1.0  # s: a reader waits this long for a writer's lock, then 503
+# What the queries read: an export without these cannot be served (core.snapshot.verify).
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "items": ("item_code", "item_name", "item_group", "spec", "unit"),
+    "lines": ("line_code", "line_name", "plant", "process"),
+    "production_records": (
+        "record_id", "work_date", "shift", "line_code", "item_code", "work_order", "lot_no",
+        "plan_qty", "good_qty", "defect_qty", "run_minutes", "downtime_minutes", "updated_at",
+    ),
+    "defect_records": ("record_id", "defect_code", "defect_name", "qty"),
+}
 Order = Literal["asc", "desc"]
 
 
@@ -376,60 +384,77 @@ def _describe(exc: sqlite3.Error, path: Path) -> DataUnavailable:
     return DataUnavailable(f"cannot read {path.name}: {text}", "unreadable")
 
 
-def _connect(path: Path, timeout: float) -> sqlite3.Connection:
-    if not path.exists():
-        raise DataUnavailable(f"database file not found: {path}", "missing")
-    uri = path.absolute().as_uri() + "?mode=ro"
-    try:
-        conn = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
-    except sqlite3.Error as exc:
-        raise _describe(exc, path) from None
-    return conn
+class _Readers:
+    """Read-only connections to published snapshots, kept open and shared between calls.
 
+    A snapshot never changes once published, so connections open it ``immutable=1`` (no
+    locks, no change checks) and may stay open. A connection is used by one thread at a
+    time; :meth:`retire` closes the idle ones of snapshots no longer served, so old
+    files can be deleted (Windows cannot delete a file that is open).
+    """
 
-def _read(path: Path, fn: Callable[[sqlite3.Connection], T],
-          timeout: float = DEFAULT_BUSY_TIMEOUT) -> T:
-    """Run ``fn`` on a fresh read-only connection, closed before returning."""
-    conn = _connect(path, timeout)
-    try:
-        return fn(conn)
-    except sqlite3.Error as exc:
-        raise _describe(exc, path) from None
-    finally:
+    MAX_IDLE = 16  # per snapshot: about the size of the thread pools that read
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[Path, list[sqlite3.Connection]] = {}
+        self._serving: set[Path] | None = None
+
+    def acquire(self, path: Path) -> sqlite3.Connection:
+        with self._lock:
+            idle = self._idle.get(path)
+            if idle:
+                return idle.pop()
+        if not path.exists():
+            raise DataUnavailable(f"database file not found: {path}", "missing")
+        uri = path.absolute().as_uri() + "?mode=ro&immutable=1"
+        try:
+            return sqlite3.connect(uri, uri=True, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise _describe(exc, path) from None
+
+    def release(self, path: Path, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            keep = self._serving is None or path in self._serving
+            idle = self._idle.setdefault(path, [])
+            if keep and len(idle) < self.MAX_IDLE:
+                idle.append(conn)
+                return
         conn.close()
 
+    def retire(self, serving: set[Path]) -> None:
+        """Close idle connections of every snapshot not in ``serving``."""
+        with self._lock:
+            self._serving = set(serving)
+            gone = [p for p in self._idle if p not in self._serving]
+            closing_now = [c for p in gone for c in self._idle.pop(p)]
+        for conn in closing_now:
+            conn.close()
 
-def check_look(current: DbLook) -> None:
-    """Raise :class:`DataUnavailable` when a look says the data cannot be read now."""
-    if not current.exists:
-        raise DataUnavailable(f"database file not found: {current.path}", "missing")
-    if current.writing:
-        raise DataUnavailable("database update in progress", "updating")
-    if current.main.size == 0:
-        raise DataUnavailable(f"{current.path.name} is empty (a failed export?)", "unreadable")
-    if not current.header_valid:
-        raise DataUnavailable(
-            f"{current.path.name} is not a SQLite database (a failed export?)", "unreadable"
-        )
-    if current.truncated:
-        raise DataUnavailable(
-            f"{current.path.name} is truncated (an export that died midway?)", "unreadable"
-        )
+    def close_all(self) -> None:
+        with self._lock:
+            conns = [c for idle in self._idle.values() for c in idle]
+            self._idle.clear()
+        for conn in conns:
+            conn.close()
 
 
-def consistent(path: Path, fn: Callable[[], T]) -> tuple[str, T]:
-    """Run ``fn`` between two looks at the file; (version, result) when both agree.
+READERS = _Readers()
 
-    Raises :class:`DataChanged` when the file changed meanwhile, so a result is never
-    labelled with a version it did not come from.
-    """
-    before = look(path)
-    check_look(before)
-    result = fn()
-    after = look(path)
-    if after.version != before.version:
-        raise DataChanged(f"{path.name} changed while it was read")
-    return before.version, result
+
+def _read(path: Path, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn`` on a pooled read-only connection to the snapshot at ``path``."""
+    conn = READERS.acquire(path)
+    try:
+        result = fn(conn)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise _describe(exc, path) from None
+    except BaseException:
+        conn.close()
+        raise
+    READERS.release(path, conn)
+    return result
 
 
 # --- master data -----------------------------------------------------------------------
@@ -576,27 +601,15 @@ def iter_records(
     filters: Filters | None = None,
     *,
     page_size: int = 5000,
-    version: str | None = None,
     order: Order = "asc",
 ) -> Iterator[list[Record]]:
-    """All matching records in pages, each page read on its own short connection.
-
-    With ``version``, each page is read between two looks and :class:`DataChanged` is
-    raised if the file is no longer that version (so a long export never mixes files).
-    """
+    """All matching records in pages (keyset), for exports of any size."""
     after: tuple[str, int] | None = None
     while True:
         sql, params = _records_sql(filters or Filters(), after, order, page_size)
-
-        def read_page(sql: str = sql, params: list[Any] = params) -> list[Record]:
-            return _read(path, lambda c: [Record(*row) for row in c.execute(sql, params)])
-
-        if version is None:
-            page = read_page()
-        else:
-            seen, page = consistent(path, read_page)
-            if seen != version:
-                raise DataChanged(f"{path.name} changed during the export")
+        page = _read(path, lambda c, sql=sql, params=params: [  # type: ignore[misc]
+            Record(*row) for row in c.execute(sql, params)
+        ])
         if page:
             yield page
         if len(page) < page_size:

@@ -15,14 +15,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from core.store import HeldBack, Published
+
 log = logging.getLogger(__name__)
 
 
 class HubState(StrEnum):
     HEALTHY = "healthy"  # green
     WORKING = "working"  # blue: settling, checking, healing
-    DEGRADED = "degraded"  # amber: a server down, an update waiting (auto mode off)
-    ERROR = "error"  # red: DB missing or unreadable, heal failed
+    DEGRADED = "degraded"  # amber: last good data served, but an export held back, a
+    #                        problem with the ERP's file, a server down, an update waiting
+    ERROR = "error"  # red: a problem, and no snapshot to serve meanwhile
     PAUSED = "paused"  # grey: auto mode off, nothing pending
 
 
@@ -86,6 +89,12 @@ class StatusSnapshot(BaseModel):
     last_check: CheckResult | None = None
     next_check: datetime | None = None
     servers: dict[str, ServerStatus] = Field(default_factory=dict)
+    published: Published | None = Field(
+        None, description="the snapshot readers are served from (null: nothing yet)")
+    held_back: HeldBack | None = Field(
+        None, description="the last export that failed verification, until one is published")
+    store_error: str | None = Field(
+        None, description="why the last copy into the snapshot store failed (disk full, ...)")
     recent_events: list[dict[str, Any]] = Field(default_factory=list)
     pid: int | None = None
     updated_at: datetime | None = None
@@ -99,13 +108,19 @@ def derive_state(
     db: DbStatus,
     last_check: CheckResult | None,
     servers: dict[str, ServerStatus],
+    published: bool = True,
+    held_back: bool = False,
+    store_error: bool = False,
 ) -> HubState:
-    """The colour of the hub, from the facts, by a fixed precedence."""
+    """The colour of the hub, from the facts, by a fixed precedence. With a published
+    snapshot readers keep the last good data, so a bad export is amber, not red."""
     if activity is not Activity.IDLE:
         return HubState.WORKING
-    if db.problem is not None or (last_check is not None and last_check.result == "failed"):
+    heal_failed = last_check is not None and last_check.result == "failed"
+    problem = db.problem is not None or heal_failed or held_back or store_error
+    if problem and not published:
         return HubState.ERROR
-    if update_pending or any(s.down for s in servers.values()):
+    if problem or update_pending or any(s.down for s in servers.values()):
         return HubState.DEGRADED
     if not auto_mode:
         return HubState.PAUSED

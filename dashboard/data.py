@@ -1,23 +1,21 @@
-"""The dashboard's reads: cached by DB version, never a full-table load.
+"""The dashboard's reads: from the published snapshot, cached by its version, never a
+full-table load.
 
-Every ``st.cache_data`` function takes ``db_ver`` first, so a new export (a new version)
-misses every cache at once and nobody sees old data as new. Each cached read runs
-between two looks at the file (:func:`core.queries.consistent`); a result that did not
-come from ``db_ver`` raises instead of being cached under the wrong version.
-
-While the ERP is writing, the page reads with ``live=False``: only what is already
-cached for the last good version is shown ("showing data as of ..."); nothing touches
-the file mid-write.
+What may be shown is decided by :func:`core.serving.serving`, the rule the API uses
+too: the snapshot the hub last verified and published (its pointer file in the store,
+read on every run, one stat). Every ``st.cache_data`` function takes ``db_ver`` (the
+snapshot's version) first, so a new snapshot misses every cache at once and nobody sees
+old data as new. While an export is being written, or after one was held back, the
+page keeps showing the published data and says so beside it.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,9 +23,11 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from core import queries as q
-from core.dbfile import DbLook, look
-from core.queries import DataChanged, DataUnavailable, Filters
+from core.config import Config
+from core.queries import DataUnavailable, Filters
+from core.serving import serving
 from core.state import Activity, StatusSnapshot
+from core.store import Store
 
 T = TypeVar("T")
 
@@ -35,15 +35,19 @@ TOP_ITEMS = 10
 CSV_BOM = "\ufeff"  # so Excel opens Hangul as UTF-8
 
 
-class NotCached(Exception):
-    """A read that would have to touch the file while it must not (an update running)."""
-
-
 class View(StrEnum):
-    READY = "ready"  # data of the current file
-    UPDATING = "updating"  # the ERP (or the heal) is writing: last good data, if any
-    NO_DB = "no_db"
-    UNREADABLE = "unreadable"
+    READY = "ready"  # the published snapshot (perhaps with a note beside it)
+    UPDATING = "updating"  # nothing published yet, and the first export is being written
+    NO_DB = "no_db"  # nothing published yet
+    UNREADABLE = "unreadable"  # nothing published yet, and the export was held back
+
+
+class Note(StrEnum):
+    """What the page says beside the data it shows."""
+
+    NONE = ""
+    UPDATING = "updating"  # a new export is being written or checked
+    HELD_BACK = "held_back"  # the newest export failed verification
 
 
 @dataclass(frozen=True)
@@ -51,175 +55,138 @@ class Source:
     """Which data the page shows on this run, and why."""
 
     view: View
-    version: str = ""  # the DB version to read (the last good one while updating)
-    as_of: datetime | None = None  # when that data was written (file mtime)
-    reason: str = ""  # for a person: why it is not READY
-    live: bool = True  # False: cache only, never touch the file
-
-
-@dataclass(frozen=True)
-class LastGood:
-    version: str
-    as_of: datetime
-
-
-class _LastGoodBook:
-    """The last version each DB path was read completely, shared by all sessions."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._by_path: dict[str, LastGood] = {}
-
-    def get(self, path: Path) -> LastGood | None:
-        with self._lock:
-            return self._by_path.get(str(path))
-
-    def put(self, path: Path, good: LastGood) -> None:
-        with self._lock:
-            self._by_path[str(path)] = good
+    version: str = ""  # the snapshot's version
+    path: Path | None = None  # the snapshot's file
+    as_of: datetime | None = None  # when the ERP wrote that export
+    reason: str = ""  # for a person: why it is not READY, or what the note is about
+    note: Note = Note.NONE
 
 
 @st.cache_resource(show_spinner=False)
-def last_good_book() -> _LastGoodBook:
-    return _LastGoodBook()
+def store_of(root: str, keep: int) -> Store:
+    """One Store per process (its pointer is cached until it changes)."""
+    return Store(Path(root), keep)
 
 
-def _mtime(current: DbLook) -> datetime:
-    return datetime.fromtimestamp(current.main.mtime_ns / 1e9, UTC)
+def _store(config: Config) -> Store:
+    return store_of(str(config.store_dir), config.store.keep)
 
 
-def hub_updating(status: StatusSnapshot | None, current: DbLook) -> bool:
-    """The hub says a new export is being written or healed (not a routine check)."""
+def _note(status: StatusSnapshot | None) -> tuple[Note, str]:
     if status is None:
-        return False
+        return Note.NONE, ""
+    if status.held_back is not None:
+        return Note.HELD_BACK, status.held_back.reason
     if status.activity is Activity.SETTLING:
-        return True
-    checked = status.last_check.version if status.last_check else None
-    return status.activity is Activity.CHECKING and checked != current.version
+        return Note.UPDATING, status.message
+    newer = (status.published is not None and status.last_db_update is not None
+             and status.last_db_update > status.published.published_at)
+    if status.activity is Activity.CHECKING and newer:
+        return Note.UPDATING, status.message
+    return Note.NONE, ""
 
 
-def assess(path: Path, status: StatusSnapshot | None) -> Source:
-    """Decide from a look at the file (and the hub's status, if known) what to show."""
-    current = look(path)
-    hub_busy = hub_updating(status, current)
+def assess(config: Config, status: StatusSnapshot | None) -> Source:
+    """Decide what to show from the store's pointer (and the hub's status, if known)."""
+    store = _store(config)
     try:
-        q.check_look(current)
+        current = serving(store)
     except DataUnavailable as exc:
-        if exc.kind == "missing" and not hub_busy:
-            return Source(View.NO_DB, reason=exc.reason)
-        if exc.kind in ("updating", "busy", "missing") or hub_busy:
-            return updating(path, exc.reason)
-        return Source(View.UNREADABLE, reason=exc.reason)
-    if hub_busy:
-        return updating(path, status.message if status else "")
-    return Source(View.READY, version=current.version, as_of=_mtime(current))
+        if status is not None and status.held_back is not None:
+            return Source(View.UNREADABLE, reason=status.held_back.reason)
+        if status is not None and status.db.problem == "unreadable":
+            return Source(View.UNREADABLE, reason=status.db.error or exc.reason)
+        if status is not None and status.activity is not Activity.IDLE:
+            return Source(View.UPDATING, reason=status.message)
+        return Source(View.NO_DB, reason=exc.reason)
+    q.READERS.retire({current.path})
+    note, reason = _note(status)
+    return Source(View.READY, version=current.version, path=current.path,
+                  as_of=current.published.as_of, reason=reason, note=note)
 
 
 @dataclass(frozen=True)
 class Seen:
-    """What a page run was drawn from: the file's version and whether it was being written.
+    """What a page run was drawn from: the snapshot and the note beside it.
 
     The panel compares it with a fresh look to know when to draw the page again; a
-    lasting problem (an unreadable file) looks the same each time, so it never loops.
+    lasting problem (a held-back export) looks the same each time, so it never loops.
     """
 
     version: str
-    busy: bool
+    note: Note
 
 
-def observe(path: Path, status: StatusSnapshot | None) -> Seen:
-    current = look(path)
-    return Seen(current.version, hub_updating(status, current) or current.writing)
-
-
-def updating(path: Path, reason: str) -> Source:
-    """Show the last good data (cache only), or nothing yet, while the file is written."""
-    good = last_good_book().get(path)
-    if good is None:
-        return Source(View.UPDATING, reason=reason, live=False)
-    return Source(View.UPDATING, version=good.version, as_of=good.as_of, reason=reason,
-                  live=False)
-
-
-def remember_good(path: Path, source: Source) -> None:
-    if source.live and source.version and source.as_of is not None:
-        last_good_book().put(path, LastGood(source.version, source.as_of))
+def observe(config: Config, status: StatusSnapshot | None) -> Seen:
+    published = _store(config).current()
+    version = published.version if published else ""
+    return Seen(version, _note(status)[0])
 
 
 # --- cached reads ----------------------------------------------------------------------
 
 
-def _read(path: str, db_ver: str, live: bool, fn: Callable[[Path], T]) -> T:
-    if not live:
-        raise NotCached(db_ver)
-    p = Path(path)
-    seen, result = q.consistent(p, lambda: fn(p))
-    if seen != db_ver:
-        raise DataChanged(f"{p.name} is no longer version {db_ver}")
-    return result
+def _read(path: str, fn: Callable[[Path], T]) -> T:
+    # ``db_ver`` is only the cache key: the snapshot at ``path`` never changes.
+    return fn(Path(path))
 
 
 _CACHE: dict[str, Any] = {"max_entries": 256, "show_spinner": False}
 
 
 @st.cache_data(**_CACHE)
-def date_range(db_ver: str, path: str, _live: bool = True) -> q.DateRange:
-    return _read(path, db_ver, _live, q.date_range)
+def date_range(db_ver: str, path: str) -> q.DateRange:
+    return _read(path, q.date_range)
 
 
 @st.cache_data(**_CACHE)
-def items(db_ver: str, path: str, _live: bool = True) -> list[q.Item]:
-    return _read(path, db_ver, _live, q.items)
+def items(db_ver: str, path: str) -> list[q.Item]:
+    return _read(path, q.items)
 
 
 @st.cache_data(**_CACHE)
-def lines(db_ver: str, path: str, _live: bool = True) -> list[q.Line]:
-    return _read(path, db_ver, _live, q.lines)
+def lines(db_ver: str, path: str) -> list[q.Line]:
+    return _read(path, q.lines)
 
 
 @st.cache_data(**_CACHE)
-def kpis(db_ver: str, path: str, filters: Filters, _live: bool = True) -> q.Kpis:
-    return _read(path, db_ver, _live, lambda p: q.kpis(p, filters))
+def kpis(db_ver: str, path: str, filters: Filters) -> q.Kpis:
+    return _read(path, lambda p: q.kpis(p, filters))
 
 
 @st.cache_data(**_CACHE)
-def summary_daily(db_ver: str, path: str, filters: Filters,
-                  _live: bool = True) -> list[q.DailySummary]:
-    return _read(path, db_ver, _live, lambda p: q.summary_daily(p, filters))
+def summary_daily(db_ver: str, path: str, filters: Filters) -> list[q.DailySummary]:
+    return _read(path, lambda p: q.summary_daily(p, filters))
 
 
 @st.cache_data(**_CACHE)
-def summary_lines(db_ver: str, path: str, filters: Filters,
-                  _live: bool = True) -> list[q.LineSummary]:
-    return _read(path, db_ver, _live, lambda p: q.summary_lines(p, filters))
+def summary_lines(db_ver: str, path: str, filters: Filters) -> list[q.LineSummary]:
+    return _read(path, lambda p: q.summary_lines(p, filters))
 
 
 @st.cache_data(**_CACHE)
-def top_items(db_ver: str, path: str, filters: Filters,
-              _live: bool = True) -> list[q.ItemSummary]:
-    return _read(path, db_ver, _live,
-                 lambda p: q.summary_items(p, filters, limit=TOP_ITEMS, sort="good_qty"))
+def top_items(db_ver: str, path: str, filters: Filters) -> list[q.ItemSummary]:
+    return _read(path, lambda p: q.summary_items(p, filters, limit=TOP_ITEMS, sort="good_qty"))
 
 
 @st.cache_data(**_CACHE)
-def defects_pareto(db_ver: str, path: str, filters: Filters,
-                   _live: bool = True) -> list[q.DefectShare]:
-    return _read(path, db_ver, _live, lambda p: q.defects_pareto(p, filters))
+def defects_pareto(db_ver: str, path: str, filters: Filters) -> list[q.DefectShare]:
+    return _read(path, lambda p: q.defects_pareto(p, filters))
 
 
 @st.cache_data(**_CACHE)
-def records_page(db_ver: str, path: str, filters: Filters, limit: int, cursor: str | None,
-                 _live: bool = True) -> q.RecordsPage:
-    return _read(path, db_ver, _live, lambda p: q.records(p, filters, limit, cursor))
+def records_page(db_ver: str, path: str, filters: Filters, limit: int,
+                 cursor: str | None) -> q.RecordsPage:
+    return _read(path, lambda p: q.records(p, filters, limit, cursor))
 
 
-def records_csv(path: Path, db_ver: str, filters: Filters) -> bytes:
-    """All matching records as CSV (UTF-8 with BOM), read page by page, one version."""
+def records_csv(path: Path, filters: Filters) -> bytes:
+    """All matching records of the snapshot at ``path`` as CSV (UTF-8 with BOM)."""
     out = io.StringIO()
     out.write(CSV_BOM)
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(q.RECORD_FIELDS)
-    for page in q.iter_records(path, filters, version=db_ver):
+    for page in q.iter_records(path, filters):
         writer.writerows(
             [getattr(r, name) for name in q.RECORD_FIELDS] for r in page
         )

@@ -102,6 +102,12 @@ LABELS: dict[str, dict[Lang, str]] = {
         "ko": "ERP 내보내기 진행 중입니다. {when} 기준 데이터를 보여 줍니다.",
         "en": "ERP export in progress, showing data as of {when}.",
     },
+    "held_back_as_of": {
+        "ko": "최신 ERP 내보내기가 검증을 통과하지 못해 보류되었습니다: {reason}\n\n"
+              "{when} 기준의 마지막 정상 데이터를 보여 줍니다.",
+        "en": "The latest ERP export failed verification and was held back: {reason}\n\n"
+              "Showing the last good data, as of {when}.",
+    },
     "updating_no_data": {
         "ko": "ERP 내보내기 진행 중입니다. 끝나면 이 화면에 데이터가 나타납니다.",
         "en": "ERP export in progress. The data appears here when it has finished.",

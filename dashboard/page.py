@@ -21,7 +21,7 @@ import streamlit as st
 from core import queries as q
 from core.config import Config, ConfigError
 from dashboard import charts, data, panel
-from dashboard.data import NotCached, Source, View
+from dashboard.data import Note, Source, View
 from dashboard.filters import Catalog, Choice, parse_query
 from dashboard.i18n import (
     LANG_NAMES,
@@ -64,8 +64,8 @@ def main() -> None:
     status, problem = panel.fetch_status(config)
     st.session_state[panel.STATUS_KEY] = (status, problem)
     path = config.db_path
-    seen = data.observe(path, status)
-    source = data.assess(path, status)
+    seen = data.observe(config, status)
+    source = data.assess(config, status)
     st.title(tr("title", lang))
     _body(path, source, lang, tz)
     with st.sidebar:
@@ -117,31 +117,33 @@ class Results:
 
 
 def _body(path: Path, source: Source, lang: Lang, tz: tzinfo | None) -> None:
-    if source.view in (View.NO_DB, View.UNREADABLE):
+    """``path`` is the ERP's file (named in messages); the data comes from the snapshot."""
+    if source.view is not View.READY:
         _state_message(path, source, lang)
         return
-    source, catalog = _with_fallback(path, source, lambda s: _load_catalog(path, s))
+    source, catalog = _guarded(source, lambda s: _load_catalog(s))
     if catalog is None:
         _state_message(path, source, lang)
         return
     with st.sidebar:
         choice = _filter_widgets(catalog, lang)
-    source, results = _with_fallback(path, source, lambda s: _load_results(path, s, choice))
+    source, results = _guarded(source, lambda s: _load_results(s, choice))
     if results is None:
         _state_message(path, source, lang)
         return
-    if source.view is View.UPDATING:
-        st.warning(tr("updating_as_of", lang, when=fmt_time(source.as_of, lang, tz)),
-                   icon=":material/sync:")
-    else:
-        data.remember_good(path, source)
+    when = fmt_time(source.as_of, lang, tz)
+    if source.note is Note.UPDATING:
+        st.info(tr("updating_as_of", lang, when=when), icon=":material/sync:")
+    elif source.note is Note.HELD_BACK:
+        st.warning(tr("held_back_as_of", lang, when=when, reason=source.reason),
+                   icon=":material/block:")
     _headline(choice, source, lang, tz)
     if results.kpis.records == 0:
         st.info(tr("no_records", lang))
         return
     _kpis(results, lang)
     _charts(results, lang)
-    _records(path, source, choice, results.page, results.kpis.records, lang)
+    _records(source, choice, results.page, results.kpis.records, lang)
 
 
 def _state_message(path: Path, source: Source, lang: Lang) -> None:
@@ -156,49 +158,34 @@ def _state_message(path: Path, source: Source, lang: Lang) -> None:
         st.info(tr("updating_no_data", lang), icon=":material/sync:")
 
 
-def _with_fallback(path: Path, source: Source,
-                   read: Callable[[Source], T]) -> tuple[Source, T | None]:
-    """Read for ``source``; when the file is mid-update, fall back to the last good data."""
+def _guarded(source: Source, read: Callable[[Source], T]) -> tuple[Source, T | None]:
+    """Read for ``source``; a snapshot that cannot be read (deleted by hand, a full disk)
+    is shown as unreadable, with the reason."""
     try:
         return source, read(source)
-    except NotCached:
-        return replace(source, version=""), None
-    except q.DataChanged as exc:
-        fallback = data.updating(path, str(exc))
     except q.DataUnavailable as exc:
-        if exc.kind == "missing":
-            return Source(View.NO_DB, reason=exc.reason), None
-        if exc.kind not in ("busy", "updating"):
-            return Source(View.UNREADABLE, reason=exc.reason), None
-        fallback = data.updating(path, exc.reason)
-    if not fallback.version:
-        return fallback, None
-    try:
-        return fallback, read(fallback)
-    except (NotCached, q.QueryError):
-        return replace(fallback, version=""), None
+        return replace(source, view=View.UNREADABLE, reason=exc.reason), None
 
 
-def _load_catalog(path: Path, source: Source) -> Catalog:
-    ver, p, live = source.version, str(path), source.live
-    return Catalog.build(data.date_range(ver, p, live), data.items(ver, p, live),
-                         data.lines(ver, p, live))
+def _load_catalog(source: Source) -> Catalog:
+    ver, p = source.version, str(source.path)
+    return Catalog.build(data.date_range(ver, p), data.items(ver, p), data.lines(ver, p))
 
 
-def _load_results(path: Path, source: Source, choice: Choice) -> Results:
-    ver, p, live = source.version, str(path), source.live
+def _load_results(source: Source, choice: Choice) -> Results:
+    ver, p = source.version, str(source.path)
     f = choice.filters()
     prev_f = f.previous_period()
     limit, cursor = _paging(f)
     return Results(
-        kpis=data.kpis(ver, p, f, live),
-        previous=data.kpis(ver, p, prev_f, live) if prev_f else None,
+        kpis=data.kpis(ver, p, f),
+        previous=data.kpis(ver, p, prev_f) if prev_f else None,
         previous_period=prev_f,
-        daily=data.summary_daily(ver, p, f, live),
-        lines=data.summary_lines(ver, p, f, live),
-        items=data.top_items(ver, p, f, live),
-        pareto=data.defects_pareto(ver, p, f, live),
-        page=data.records_page(ver, p, f, limit, cursor, live),
+        daily=data.summary_daily(ver, p, f),
+        lines=data.summary_lines(ver, p, f),
+        items=data.top_items(ver, p, f),
+        pareto=data.defects_pareto(ver, p, f),
+        page=data.records_page(ver, p, f, limit, cursor),
     )
 
 
@@ -374,7 +361,7 @@ def _charts(r: Results, lang: Lang) -> None:
         st.caption(tr("no_defects", lang))
 
 
-def _records(path: Path, source: Source, choice: Choice, page: q.RecordsPage, total: int,
+def _records(source: Source, choice: Choice, page: q.RecordsPage, total: int,
              lang: Lang) -> None:
     st.subheader(tr("records", lang))
     book = st.session_state[PAGING]
@@ -399,11 +386,11 @@ def _records(path: Path, source: Source, choice: Choice, page: q.RecordsPage, to
                      f"{tr('records_total', lang, n=fmt_int(total))}")
     cols[4].selectbox(tr("rows_per_page", lang), PAGE_SIZES, key="rows_per_page",
                       label_visibility="collapsed")
-    if source.live:
-        f = choice.filters()
+    if source.path is not None:
+        f, snapshot = choice.filters(), source.path
         name = f"production_records_{choice.date_from}_{choice.date_to}.csv"
         cols[5].download_button(
             tr("download_csv", lang),
-            data=lambda: data.records_csv(path, source.version, f),
+            data=lambda: data.records_csv(snapshot, f),
             file_name=name, mime="text/csv", icon=":material/download:", key="csv",
         )

@@ -67,7 +67,7 @@ def _panel(config: Config, lang: Lang, tz: tzinfo | None, seen: data.Seen) -> No
         _last_known(config, lang, tz)
     else:
         _status(status, api, lang, tz)
-    if data.observe(config.db_path, status) != seen:
+    if data.observe(config, status) != seen:
         # New data (or the update finished) since the page was drawn: draw it again.
         st.rerun(scope="app")
 

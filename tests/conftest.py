@@ -38,6 +38,7 @@ def make_config(tmp_path: Path, db: Path | None = None, **sections: dict[str, An
         "ui": {"notifications": False},
         "log": {"dir": str(tmp_path / "logs")},
         "state": {"dir": str(tmp_path / "state")},
+        "store": {"dir": str(tmp_path / "store")},
     }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)

@@ -72,6 +72,6 @@ async def test_listener_errors_do_not_break_publishing(tmp_path: Path, small_db:
     channel.subscribe(bad)
     unsubscribe = channel.subscribe(lambda s: got.append(s.state))
     async with running_hub(make_config(tmp_path), channel=channel) as hub:
-        await until_event(hub, "indexes_healed")
-    assert HubState.HEALTHY in got
+        await until_event(hub, "snapshot_published")
+        await await_for(lambda: HubState.HEALTHY in got, message="a healthy snapshot")
     unsubscribe()

@@ -6,17 +6,23 @@ described, or from the test thread while the export thread is parked in a callba
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from core.demodb import create_demo_db
 from core.erpsim import (
     ExportMode,
+    Journal,
     simulate_export,
     write_empty,
     write_garbage,
@@ -295,3 +301,169 @@ def test_missing_table(tmp_path: Path) -> None:
     assert tables == {"items", "lines", "production_records"}
     with pytest.raises(ValueError):
         write_missing_table(path, "sqlite_master")
+
+
+# --- WAL-mode exports ------------------------------------------------------------------
+
+SIDECARS = ("-journal", "-wal", "-shm")
+
+
+def header_journal(path: Path) -> tuple[int, int]:
+    """Bytes 18-19 of the header: (1, 1) rollback journal, (2, 2) WAL."""
+    data = path.read_bytes()[18:20]
+    return data[0], data[1]
+
+
+def sidecars(path: Path) -> list[str]:
+    return [s for s in SIDECARS if path.with_name(path.name + s).exists()]
+
+
+def set_journal(path: Path, journal: Journal) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert conn.execute(f"PRAGMA journal_mode={journal}").fetchone() == (journal,)
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def private_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where copy and corrupt build their private export (the system temp dir, redirected)."""
+    path = tmp_path / "private"
+    path.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(path))
+    return path
+
+
+@pytest.mark.parametrize("journal", ["wal", "delete"])
+@pytest.mark.parametrize("mode", ["replace", "copy", "delete", "rebuild"])
+def test_export_writes_the_journal_mode_asked_for(
+    db_path: Path, private_dir: Path, mode: str, journal: Journal
+) -> None:
+    # Start from the other mode, so the export itself must set the one asked for.
+    set_journal(db_path, "delete" if journal == "wal" else "wal")
+    simulate_export(db_path, ExportMode(mode), seed=20, journal=journal, **FAST)
+
+    assert sidecars(db_path) == []  # checked before anything here opens the file
+    assert list(private_dir.iterdir()) == []  # no -wal left beside the private copy either
+    assert header_journal(db_path) == ((2, 2) if journal == "wal" else (1, 1))
+    assert query(db_path, "PRAGMA journal_mode") == [(journal,)]
+    assert_complete_export(db_path)
+    assert sorted(p.name for p in db_path.parent.iterdir()) == sorted(
+        [db_path.name, private_dir.name]
+    )
+
+
+@pytest.mark.parametrize("mode", ["replace", "copy", "delete", "rebuild"])
+def test_wal_export_creates_the_file_when_missing(
+    tmp_path: Path, private_dir: Path, mode: str
+) -> None:
+    path = tmp_path / "fresh.db"
+    simulate_export(path, ExportMode(mode), seed=21, journal="wal", **FAST)
+    assert sidecars(path) == []
+    assert header_journal(path) == (2, 2)
+    assert_complete_export(path)
+
+
+@pytest.mark.parametrize(
+    ("transaction", "expected"),
+    [("one", [1_000] * 4), ("batches", [500, 1_000, 1_500, 2_000])],
+)
+def test_wal_rebuild_has_wal_sidecars_midway_and_none_after(
+    db_path: Path, transaction: Literal["one", "batches"], expected: list[int]
+) -> None:
+    conn = sqlite3.connect(db_path)
+    for sql in HUB_INDEXES:
+        conn.execute(sql)
+    conn.execute("ANALYZE")
+    conn.commit()
+    conn.close()
+    old_inode = db_path.stat().st_ino
+    midway: list[tuple[list[str], tuple[int, int], object]] = []
+
+    def on_phase(name: str) -> None:
+        if name.startswith("batch"):
+            # A hub reader: WAL keeps its snapshot, so one transaction shows the old export.
+            midway.append((sidecars(db_path), header_journal(db_path), count(db_path)))
+
+    simulate_export(
+        db_path, ExportMode.REBUILD, seed=22, on_phase=on_phase, journal="wal",
+        transaction=transaction, **FAST,
+    )  # fmt: skip
+
+    assert midway == [(["-wal", "-shm"], (2, 2), n) for n in expected]
+    assert sidecars(db_path) == []  # the ERP's close checkpointed and removed them
+    assert db_path.stat().st_ino == old_inode
+    assert header_journal(db_path) == (2, 2)
+    assert secondary_indexes(db_path) == []
+    assert query(db_path, "SELECT name FROM sqlite_master WHERE name LIKE 'sqlite_stat%'") == []
+    assert_complete_export(db_path)
+
+
+def test_wal_rebuild_waits_for_a_brief_hub_lock(db_path: Path) -> None:
+    # Switching a rollback-journal file to WAL needs it to itself: SQLite's busy timeout
+    # does not wait for that, the ERP must.
+    hub = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    hub.execute("BEGIN IMMEDIATE")
+    timer = threading.Timer(0.3, hub.rollback)
+    timer.start()
+    try:
+        simulate_export(db_path, ExportMode.REBUILD, seed=23, journal="wal", **FAST)
+    finally:
+        timer.join(WAIT)
+        hub.close()
+    assert header_journal(db_path) == (2, 2)
+    assert_complete_export(db_path)
+
+
+def test_wal_rebuild_of_a_wal_file_again(db_path: Path) -> None:
+    simulate_export(db_path, ExportMode.REBUILD, seed=24, journal="wal", **FAST)
+    first = records(db_path)
+    simulate_export(db_path, ExportMode.REBUILD, seed=25, journal="wal", **FAST)
+    assert sidecars(db_path) == [] and header_journal(db_path) == (2, 2)
+    assert records(db_path) != first
+    assert_complete_export(db_path)
+
+
+def test_wal_corrupt_is_a_truncated_wal_file(db_path: Path, private_dir: Path) -> None:
+    simulate_export(db_path, ExportMode.CORRUPT, seed=26, journal="wal", **FAST)
+    data = db_path.read_bytes()
+    assert data.startswith(b"SQLite format 3\x00") and (data[18], data[19]) == (2, 2)
+    assert not db_path.with_name(db_path.name + ".tmp").exists()
+    assert list(private_dir.iterdir()) == []
+    try:
+        result = query(db_path, "PRAGMA integrity_check")
+    except sqlite3.DatabaseError:
+        return
+    assert result != [("ok",)]
+
+
+def test_unknown_journal_is_refused_before_touching_the_file(db_path: Path) -> None:
+    before = db_path.read_bytes()
+    with pytest.raises(ValueError, match="journal"):
+        simulate_export(db_path, ExportMode.DELETE, journal="truncate", **FAST)  # type: ignore[arg-type]
+    assert db_path.read_bytes() == before
+
+
+def pdh(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("PDH_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True,
+                          text=True, timeout=120, env=env)  # fmt: skip
+
+
+def test_cli_journal_option(db_path: Path) -> None:
+    quick = ("--rows", "700", "--seconds", "0")
+    done = pdh("erp-sim", str(db_path), "--mode", "rebuild", "--journal", "wal", *quick)
+    assert done.returncode == 0, done.stderr
+    assert "erp-sim rebuild: committed" in done.stdout
+    assert sidecars(db_path) == [] and header_journal(db_path) == (2, 2)
+    assert_complete_export(db_path, rows=700)
+
+    done = pdh("erp-sim", str(db_path), "--mode", "replace", *quick)  # default: delete
+    assert done.returncode == 0, done.stderr
+    assert header_journal(db_path) == (1, 1)
+
+    bad = pdh("erp-sim", str(db_path), "--mode", "copy", "--journal", "truncate", *quick)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+    assert header_journal(db_path) == (1, 1)

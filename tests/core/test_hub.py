@@ -181,19 +181,21 @@ async def test_long_erp_write_transaction_is_waited_out(tmp_path: Path, small_db
     assert indexes_ok(small_db, config)
 
 
+# case: (breaker, event, words in the reason). With a snapshot published, every one of
+# them leaves the last good data served: amber, not red.
 BROKEN = {
     "missing": (lambda p: p.unlink(), "db_missing", "missing"),
-    "empty": (write_empty, "db_unreadable", "empty (0 bytes)"),
-    "garbage": (write_garbage, "db_unreadable", "not an SQLite database"),
+    "empty": (write_empty, "export_rejected", "empty (0 bytes)"),
+    "garbage": (write_garbage, "export_rejected", "not an SQLite database"),
     "truncated": (
         lambda p: simulate_export(p, ExportMode.CORRUPT, rows=1500, seed=5, days=20),
-        "db_unreadable", "truncated",
+        "export_rejected", "truncated",
     ),
     "missing_table": (
-        lambda p: write_missing_table(p, "defect_records", rows=500),
-        "heal_failed", "table defect_records is missing",
+        lambda p: write_missing_table(p, "defect_records", rows=1500),
+        "export_rejected", "has no table defect_records",
     ),
-    "missing_column": (None, "heal_failed", "has no column lot_no"),
+    "missing_column": (None, "export_rejected", "has no column lot_no"),
     "mismatched_index": (None, "heal_failed", "the spec wants (item_code, work_date)"),
 }
 
@@ -224,24 +226,38 @@ async def test_broken_file_is_reported_and_a_good_file_heals_with_no_restart(
     elif case == "mismatched_index":
         breaker = wrong_index
     async with running_hub(config) as hub:
-        await until_event(hub, "indexes_healed")
-        await until_at_rest(hub) if case != "missing" else None
+        await until_event(hub, "snapshot_published")
+        await until_at_rest(hub)
+        served = hub.status().published
+        assert served is not None
         await anyio.to_thread.run_sync(breaker, small_db)
         await until_event(hub, event)
+        await until_at_rest(hub) if case != "missing" else None
         status = hub.status()
-        assert status.state is HubState.ERROR
+        assert status.state is HubState.DEGRADED, status
+        if event == "heal_failed":  # the data is good: published, its copy healed
+            assert status.published is not None and status.published != served
+        else:
+            assert status.published == served  # readers keep the last good snapshot
         check_error = (status.last_check.error or "") if status.last_check else ""
-        shown = (status.db.error or "") + check_error
+        held = status.held_back.reason if status.held_back else ""
+        shown = (status.db.error or "") + check_error + held
         assert message in shown or message in (status.message or ""), status
+        if event == "export_rejected":
+            assert message in held
         if case in ("empty", "garbage"):
             size = await anyio.to_thread.run_sync(lambda: small_db.stat().st_size)
             assert size in (0, 8192)  # never healed into a new database
-        # The ERP's next, good export arrives; the same hub heals it.
+        # The ERP's next, good export arrives; the same hub publishes it.
         await anyio.to_thread.run_sync(lambda: simulate_export(
-            small_db, ExportMode.REPLACE, rows=1000, seconds=0.0, seed=21, days=20))
+            small_db, ExportMode.REPLACE, rows=1500, seconds=0.0, seed=21, days=20))
         await await_for(lambda: hub.status().state is HubState.HEALTHY, 20,
                         message="healthy again")
         await until_at_rest(hub)
+        status = hub.status()
+        assert status.held_back is None and status.published is not None
+        assert status.published.version != served.version
+        assert status.published.rows == 1500
     assert indexes_ok(small_db, config)
 
 
@@ -255,8 +271,11 @@ async def test_read_only_folder_reports_and_recovers(tmp_path: Path, small_db: P
         conn.close()
         with read_only_folder(small_db.parent):
             await until_event(hub, "heal_failed")
+            await until_event(hub, "snapshot_published", 2)  # the copy is healed instead
+            await await_for(lambda: not hub.busy, 10)
             status = hub.status()
-            assert status.state is HubState.ERROR
+            assert status.state is HubState.DEGRADED  # readers are served, the ERP's file
+            #                                           could not be healed
             assert status.last_check is not None and "writable" in (status.last_check.error or "")
         hub.check_now()
         await await_for(lambda: hub.status().state is HubState.HEALTHY, 20)
@@ -273,7 +292,7 @@ async def test_auto_mode_off_notes_the_update_and_only_check_now_heals(
         hub.set_auto_mode(False)
         assert hub.status().state is HubState.PAUSED
         await anyio.to_thread.run_sync(lambda: simulate_export(
-            small_db, ExportMode.REPLACE, rows=900, seconds=0.0, seed=4, days=20))
+            small_db, ExportMode.REPLACE, rows=1500, seconds=0.0, seed=4, days=20))
         await await_for(lambda: hub.status().update_pending, 10, message="update noted")
         status = hub.status()
         assert status.state is HubState.DEGRADED

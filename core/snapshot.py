@@ -1,0 +1,222 @@
+"""Make a snapshot of the ERP's file: copy it into the store, verify the copy, heal it and
+add what makes the readers fast.
+
+The copy is SQLite's online backup from a short read-only connection: a consistent
+picture of one committed state, even of a WAL-mode file, never a half-written one. The
+copy then has to pass :func:`verify` before anyone may see it. Serving aids (covering
+indexes for the summaries, KPIs and the Pareto) go into the snapshot only, never into
+the ERP's file.
+
+Every function here blocks (sqlite3, file I/O): the hub calls them through
+``anyio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from core.config import HealConfig, IndexSpec
+from core.dbfile import DbLook, look
+from core.errors import DbBusy, DbChanged, DbUnreadable, ExportRejected, StoreError
+from core.heal import check_readable, heal
+from core.queries import REQUIRED_COLUMNS
+
+log = logging.getLogger(__name__)
+
+# Index-only plans for the aggregate reads: every column the summaries, KPIs and the
+# Pareto read is in the index, so a period's sums never touch the table's pages.
+SERVING_INDEXES: tuple[IndexSpec, ...] = (
+    IndexSpec(
+        name="pdh_serve_records",
+        table="production_records",
+        columns=["work_date", "line_code", "item_code", "shift", "plan_qty", "good_qty",
+                 "defect_qty", "run_minutes", "downtime_minutes"],
+    ),
+    IndexSpec(
+        name="pdh_serve_defects",
+        table="defect_records",
+        columns=["record_id", "defect_code", "qty", "defect_name"],
+    ),
+)
+
+_DAMAGED = {sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT}
+_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """A verified, prepared copy of one export, ready to publish."""
+
+    path: Path
+    source: DbLook  # the ERP's file as the copy left it (after our read connection closed)
+    rows: int
+    as_of: datetime
+    seconds: float
+
+
+def _code(exc: sqlite3.Error) -> int:
+    return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
+def _full(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.Error):
+        return _code(exc) == sqlite3.SQLITE_FULL
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
+def _ro_uri(path: Path) -> str:
+    # absolute(), not resolve(): on Windows resolve() turns a mapped drive into a UNC
+    # path (file://server/share/...), which sqlite3 refuses.
+    return path.absolute().as_uri() + "?mode=ro"
+
+
+def copy_database(source: Path, dest: Path, *, timeout: float) -> None:
+    """Copy ``source`` into the new file ``dest`` with the backup API, in one step (one
+    read transaction: one committed state). Raises ExportRejected for a damaged source,
+    StoreError for a full or unwritable store."""
+    dest.unlink(missing_ok=True)
+    try:
+        src = sqlite3.connect(_ro_uri(source), uri=True, timeout=timeout)
+    except sqlite3.Error as exc:
+        raise ExportRejected(f"{source.name} cannot be opened: {exc}") from None
+    try:
+        with closing(src), closing(sqlite3.connect(dest)) as dst:
+            src.backup(dst)
+    except sqlite3.Error as exc:
+        dest.unlink(missing_ok=True)
+        if _full(exc):
+            raise StoreError(f"the snapshot store {dest.parent.parent} ran out of disk space "
+                             "while copying; still serving the last good snapshot") from None
+        if _code(exc) in _DAMAGED:
+            raise ExportRejected(f"{source.name} is damaged or not a database ({exc})") from None
+        if _code(exc) in _BUSY:
+            raise DbBusy(f"{source.name} stayed locked by another program while it was "
+                         f"copied ({timeout:g} s busy timeout)") from None
+        if dest.parent.exists() and "unable to open" in str(exc):
+            raise StoreError(f"cannot write a snapshot in {dest.parent}: {exc}") from None
+        raise
+    except OSError as exc:
+        dest.unlink(missing_ok=True)
+        raise StoreError(f"cannot write a snapshot in {dest.parent}: "
+                         f"{exc.strerror or exc}") from None
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
+
+
+def verify(
+    path: Path,
+    specs: Sequence[IndexSpec],
+    *,
+    last_rows: int | None,
+    min_row_ratio: float,
+    required: Mapping[str, Sequence[str]] = REQUIRED_COLUMNS,
+) -> int:
+    """Check a copy before anyone sees it; the row count of production_records, or
+    :class:`ExportRejected` with the exact reason."""
+    try:
+        with closing(sqlite3.connect(_ro_uri(path), uri=True)) as conn:
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+            if problems != ["ok"]:
+                raise ExportRejected("the export is damaged: SQLite's quick_check says "
+                                     + "; ".join(str(p) for p in problems))
+            needed: dict[str, set[str]] = {t: set(c) for t, c in required.items()}
+            extra: dict[str, set[str]] = {}
+            for spec in specs:
+                if spec.table not in needed:
+                    extra.setdefault(spec.table, set()).update(spec.columns)
+            for table, cols in sorted(needed.items()):
+                have = _columns(conn, table)
+                if not have:
+                    raise ExportRejected(f"the export has no table {table}")
+                absent = sorted(cols - have)
+                if absent:
+                    raise ExportRejected(
+                        f"table {table} of the export has no column {', '.join(absent)}"
+                    )
+            rows = int(conn.execute("SELECT count(*) FROM production_records").fetchone()[0])
+            for table, cols in sorted(extra.items()):
+                have = _columns(conn, table)
+                absent = sorted(cols - have)
+                if not have or absent:
+                    what = f"table {table}" + (f" (columns {', '.join(absent)})" if have else "")
+                    raise ExportRejected(f"the export lacks {what}, which the index spec needs",
+                                         forceable=True, rows=rows)
+    except sqlite3.Error as exc:
+        raise ExportRejected(f"the export cannot be read: {exc}") from None
+    if last_rows and min_row_ratio > 0 and rows < last_rows * min_row_ratio:
+        raise ExportRejected(
+            f"the export has {rows:,} production records, {rows / last_rows:.0%} of the "
+            f"{last_rows:,} last published (the minimum is {min_row_ratio:.0%}); "
+            "publish it anyway if the drop is real",
+            forceable=True, rows=rows,
+        )
+    return rows
+
+
+def prepare(path: Path, cfg: HealConfig, *, serving_aids: bool = True) -> list[str]:
+    """Give the copy the index spec, the serving indexes and fresh statistics (we own the
+    file: no locks to wait for). Returns what was added."""
+    with closing(sqlite3.connect(path)) as conn:
+        # Readers open snapshots immutable: a rollback-journal file with no WAL to read.
+        conn.execute("PRAGMA journal_mode=DELETE")
+    specs = list(cfg.indexes) + (list(SERVING_INDEXES) if serving_aids else [])
+    own = cfg.model_copy(update={"indexes": specs, "retries": 1, "analyze": True})
+    report = heal(path, own)
+    if report.problems:
+        log.info("snapshot %s: %s", path.name, "; ".join(report.problems))
+    return report.healed
+
+
+def make_copy(
+    source: Path,
+    dest: Path,
+    cfg: HealConfig,
+    *,
+    expected: DbLook,
+    check_space: Callable[[int], None],
+    last_rows: int | None,
+    min_row_ratio: float,
+) -> Copy:
+    """Copy, verify and prepare one settled export of ``source`` at ``dest``.
+
+    Raises DbChanged if the file is not the settled one any more (settle again),
+    ExportRejected (the copy is left at ``dest`` when there is one, for the store to
+    hold), StoreError; DbMissing/DbUnreadable for a file that is gone or not whole.
+    """
+    started = time.perf_counter()
+    try:
+        before = check_readable(source)
+    except DbUnreadable as exc:
+        raise ExportRejected(str(exc)) from None
+    if not before.same_content(expected):
+        raise DbChanged(f"{source.name} changed since it settled")
+    check_space(before.main.size)
+    copy_database(source, dest, timeout=cfg.connect_timeout)
+    after = look(source)
+    if (after.main.dev, after.main.ino, after.main.size, after.change_counter) != (
+        before.main.dev, before.main.ino, before.main.size, before.change_counter
+    ):
+        dest.unlink(missing_ok=True)
+        raise DbChanged(f"{source.name} changed while it was copied")
+    as_of = datetime.fromtimestamp(before.main.mtime_ns / 1e9, UTC)
+    rows = verify(dest, cfg.indexes, last_rows=last_rows, min_row_ratio=min_row_ratio)
+    try:
+        prepare(dest, cfg)
+    except (sqlite3.Error, OSError) as exc:
+        dest.unlink(missing_ok=True)
+        if _full(exc):
+            raise StoreError(f"the snapshot store {dest.parent.parent} ran out of disk space "
+                             "while indexing the copy; still serving the last good "
+                             "snapshot") from None
+        raise
+    return Copy(dest, after, rows, as_of, time.perf_counter() - started)

@@ -1,0 +1,246 @@
+"""The snapshot store: the copies of the ERP's exports that readers are served from.
+
+Layout of ``[store] dir``::
+
+    current.json          the pointer: which snapshot readers read (written atomically)
+    held.json             the export held back by verification, if any
+    snap-<time>-<v>.db    published snapshots, never changed after publishing
+    held/                 the held-back copy, kept for inspection (one at a time)
+    incoming/             copies being made; removed at start-up when left by a crash
+
+Publishing is one ``os.replace`` of ``current.json``: a reader sees the old snapshot or
+the new one, never a mix. The dashboard child and a restarted hub read the same pointer.
+Old snapshots beyond ``keep`` are deleted; on Windows a file a reader still has open
+cannot be deleted, so that is retried at the next publish, never an error.
+
+Every function here blocks (file I/O): the hub calls them through ``anyio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from core.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+POINTER = "current.json"
+HELD = "held.json"
+SNAPSHOT_GLOB = "snap-*.db"
+# Room a copy needs beyond the source's size: the serving indexes and ANALYZE.
+HEADROOM = 0.35
+MIN_HEADROOM_BYTES = 16 * 1024 * 1024
+
+
+class Published(BaseModel):
+    """The snapshot readers are served from."""
+
+    version: str  # the snapshot's own version: X-DB-Version, every cache key
+    source_version: str  # the version of the ERP's file it was copied from
+    as_of: datetime  # when the ERP wrote that export (the file's mtime): X-Data-As-Of
+    published_at: datetime
+    rows: int  # production_records
+    file: str  # the snapshot's file name in the store
+    forced: bool = False  # published by "publish anyway" despite failing verification
+
+
+class HeldBack(BaseModel):
+    """An export that failed verification; readers keep the last good snapshot."""
+
+    at: datetime
+    reason: str
+    version: str  # the version of the ERP's file that was rejected
+    as_of: datetime | None = None
+    rows: int | None = None
+    file: str | None = None  # its copy under held/, when one could be made
+    forceable: bool = False  # "publish anyway" can publish it (a row-count drop, ...)
+
+
+def _write_json(path: Path, data: str) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, replace)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_model(path: Path, model: type[M]) -> M | None:
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.warning("cannot read %s: %s", path, exc)
+        return None
+    try:
+        return model.model_validate(json.loads(raw))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        log.warning("%s is damaged (%s); ignoring it", path, exc)
+        return None
+
+
+def snapshot_name(version: str, moment: datetime) -> str:
+    stamp = moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S%f")
+    return f"snap-{stamp}-{version}.db"
+
+
+class Store:
+    """One hub's snapshot store. Only the hub (one writer) publishes; anyone may read."""
+
+    def __init__(self, root: Path, keep: int = 2) -> None:
+        self.root = root
+        self.keep = keep
+        self._cached: tuple[tuple[int, int], Published | None] | None = None
+
+    @property
+    def pointer(self) -> Path:
+        return self.root / POINTER
+
+    @property
+    def incoming(self) -> Path:
+        return self.root / "incoming"
+
+    @property
+    def held_dir(self) -> Path:
+        return self.root / "held"
+
+    def path_of(self, published: Published) -> Path:
+        return self.root / published.file
+
+    # reading (any process) -----------------------------------------------------------
+
+    def current(self) -> Published | None:
+        """The published snapshot per the pointer file; cached until the pointer changes
+        (one stat a call), so readers can ask on every request."""
+        try:
+            st = self.pointer.stat()
+        except OSError:
+            return None
+        key = (st.st_mtime_ns, st.st_size)
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
+        published = _read_model(self.pointer, Published)
+        if published is not None and not self.path_of(published).is_file():
+            log.warning("store %s points at %s, which is gone", self.root, published.file)
+            published = None
+        self._cached = (key, published)
+        return published
+
+    def held_back(self) -> HeldBack | None:
+        return _read_model(self.root / HELD, HeldBack)
+
+    # writing (the hub) ---------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Create the folders and clear copies a crash left in ``incoming/``."""
+        try:
+            self.incoming.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the snapshot store {self.root}: "
+                             f"{exc.strerror or exc}") from None
+        for leftover in self.incoming.iterdir():
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+
+    def new_copy_path(self, moment: datetime) -> Path:
+        """A fresh path in ``incoming/`` for the next copy."""
+        self.prepare()
+        stamp = moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S%f")
+        return self.incoming / f"copy-{stamp}.db"
+
+    def check_space(self, source_size: int) -> None:
+        """Raise :class:`StoreError` unless the store's disk has room for one more copy."""
+        self.prepare()
+        needed = source_size + max(int(source_size * HEADROOM), MIN_HEADROOM_BYTES)
+        free = shutil.disk_usage(self.root).free
+        if free < needed:
+            raise StoreError(
+                f"not enough free space for a snapshot in {self.root}: {needed:,} bytes "
+                f"needed ({source_size:,} for the copy plus room for indexes), "
+                f"{free:,} free; still serving the last good snapshot"
+            )
+
+    def publish(self, copy: Path, published: Published) -> None:
+        """Move ``copy`` into the store as ``published.file`` and switch the pointer to it."""
+        target = self.path_of(published)
+        os.replace(copy, target)
+        _write_json(self.pointer, published.model_dump_json(indent=2))
+        self._cached = None
+        self.prune(published)
+
+    def hold(self, copy: Path | None, held: HeldBack) -> HeldBack:
+        """Keep a rejected export (its copy, if any, under ``held/``) for inspection or
+        "publish anyway"; only the newest held-back export is kept."""
+        self.held_dir.mkdir(parents=True, exist_ok=True)
+        for old in self.held_dir.glob("*.db"):
+            with contextlib.suppress(OSError):
+                old.unlink()
+        if copy is not None and copy.exists():
+            name = f"held-{held.version or 'unknown'}.db"
+            os.replace(copy, self.held_dir / name)
+            held = held.model_copy(update={"file": f"held/{name}"})
+        else:
+            held = held.model_copy(update={"file": None, "forceable": False})
+        _write_json(self.root / HELD, held.model_dump_json(indent=2))
+        return held
+
+    def take_held(self, held: HeldBack) -> Path | None:
+        """Move the held-back copy back to ``incoming/`` (to publish it anyway)."""
+        if held.file is None:
+            return None
+        source = self.root / held.file
+        if not source.is_file():
+            return None
+        target = self.new_copy_path(datetime.now(UTC))
+        os.replace(source, target)
+        return target
+
+    def clear_held(self) -> None:
+        (self.root / HELD).unlink(missing_ok=True)
+        if self.held_dir.is_dir():
+            for old in self.held_dir.glob("*.db"):
+                with contextlib.suppress(OSError):
+                    old.unlink()
+
+    def prune(self, current: Published | None = None) -> list[str]:
+        """Delete published snapshots beyond the newest ``keep`` (the current one is always
+        kept). A file another process still has open (Windows) stays until next time."""
+        current = current or self.current()
+        files = sorted(self.root.glob(SNAPSHOT_GLOB), key=lambda p: p.name, reverse=True)
+        keep = {p.name for p in files[: self.keep]}
+        if current is not None:
+            keep.add(current.file)
+        removed: list[str] = []
+        for path in files:
+            if path.name in keep:
+                continue
+            try:
+                path.unlink()
+            except PermissionError as exc:  # Windows: a reader still has it open
+                log.info("old snapshot %s still in use (%s); deleting it later", path.name, exc)
+            except OSError as exc:
+                log.warning("cannot delete old snapshot %s: %s", path.name, exc)
+            else:
+                removed.append(path.name)
+        return removed
+
+    def snapshots(self) -> list[str]:
+        return sorted(p.name for p in self.root.glob(SNAPSHOT_GLOB))
