@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -80,15 +81,105 @@ def _register_check(sub: Any, common: argparse.ArgumentParser) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     import json
 
+    from agent.instance import AlreadyRunning, InstanceInfo, InstanceLock, instance_key
     from core.checkonce import check_once
 
     loaded = _load(args)
-    outcome = check_once(loaded.config, heal_it=not args.no_heal)
+    config = loaded.config
+    lock = InstanceLock(config.state_dir, instance_key(loaded.source, config.db_path))
+    try:
+        lock.acquire(InstanceInfo(pid=os.getpid()), wait_info_s=0.5)
+    except AlreadyRunning as exc:
+        # One writer per store: the running agent checks, heals and publishes.
+        asked = _ask_agent(config, "POST", "/hub/check")
+        if asked is None:
+            who = exc.info.describe() if exc.info else "pid unknown"
+            print(f"pdh: an agent is running for this database ({who}) and owns the "
+                  "snapshot store; its API did not answer, so use its Check Now (tray "
+                  "or dashboard)", file=sys.stderr)
+            return 1
+        print(f"an agent is running for this database; asked it to check now "
+              f"(state {asked.get('state')}); see pdh status")
+        return 0
+    with lock:
+        outcome = check_once(config, heal_it=not args.no_heal)
     if args.json:
         print(json.dumps(outcome, ensure_ascii=False, indent=2))
     else:
         print(outcome["summary"])
     return 0 if outcome["ok"] else 1
+
+
+def _register_publish(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("publish", parents=[common],
+                       help="publish the export that verification held back")
+    p.add_argument("--force", action="store_true", required=True,
+                   help="publish it although it failed verification (required)")
+    p.set_defaults(handler=cmd_publish)
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    import anyio
+
+    from agent.instance import AlreadyRunning, InstanceInfo, InstanceLock, instance_key
+    from core.eventlog import EventLog
+    from core.publisher import Publisher, PublishRefused
+
+    loaded = _load(args)
+    config = loaded.config
+    lock = InstanceLock(config.state_dir, instance_key(loaded.source, config.db_path))
+    try:
+        lock.acquire(InstanceInfo(pid=os.getpid()), wait_info_s=0.5)
+    except AlreadyRunning:
+        answer = _ask_agent(config, "POST", "/hub/publish", {"force": True})
+        if answer is None:
+            print("pdh: an agent is running for this database, and its API did not answer; "
+                  "use Publish anyway in its tray menu or dashboard", file=sys.stderr)
+            return 1
+        if "detail" in answer:
+            print(f"pdh: not published: {answer['detail']}", file=sys.stderr)
+            return 1
+        published = answer.get("published") or {}
+        print(f"published by the running agent as {published.get('version')}")
+        return 0
+
+    async def run() -> str:
+        publisher = Publisher(config, EventLog(config.events_file))
+        await publisher.start()
+        published = await publisher.publish_held()
+        return f"published {published.rows:,} records as {published.version}"
+
+    with lock:
+        try:
+            print(anyio.run(run, backend="asyncio"))
+        except PublishRefused as exc:
+            print(f"pdh: not published: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def _ask_agent(config: Any, method: str, route: str,
+               body: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """A control call to the running agent's API on this machine; None if it does not
+    answer as an agent. Errors it answers with come back as ``{"detail": ...}``."""
+    import httpx
+
+    if not config.api.enabled:
+        return None
+    host = "127.0.0.1" if config.api.host in ("0.0.0.0", "", "::") else config.api.host
+    headers = {"Authorization": f"Bearer {config.api.token}"} if config.api.token else {}
+    try:
+        response = httpx.request(method, f"http://{host}:{config.api.port}/api/v1{route}",
+                                 json=body, headers=headers, timeout=30)
+    except httpx.HTTPError:
+        return None
+    try:
+        data: dict[str, Any] = response.json()
+    except ValueError:
+        return None
+    if response.status_code >= 400:
+        return {"detail": data.get("detail", f"HTTP {response.status_code}")}
+    return data
 
 
 def _register_status(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -160,5 +251,6 @@ from agent.cmd_agent import COMMANDS as _AGENT_COMMANDS  # noqa: E402
 from agent.cmd_api import register as _register_api  # noqa: E402  (cheap modules)
 from agent.cmd_dashboard import register as _register_dashboard  # noqa: E402
 
-EXTRA_COMMANDS.extend([_register_check, _register_status, _register_api, _register_dashboard])
+EXTRA_COMMANDS.extend([_register_check, _register_publish, _register_status, _register_api,
+                       _register_dashboard])
 EXTRA_COMMANDS.extend(_AGENT_COMMANDS)

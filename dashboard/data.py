@@ -72,9 +72,12 @@ def _store(config: Config) -> Store:
     return store_of(str(config.store_dir), config.store.keep)
 
 
-def _note(status: StatusSnapshot | None) -> tuple[Note, str]:
+def _note(status: StatusSnapshot | None, store: Store | None = None) -> tuple[Note, str]:
+    """The note beside the data; with no hub status, the store still knows a held-back
+    export."""
     if status is None:
-        return Note.NONE, ""
+        held = store.held_back() if store is not None else None
+        return (Note.HELD_BACK, held.reason) if held else (Note.NONE, "")
     if status.held_back is not None:
         return Note.HELD_BACK, status.held_back.reason
     if status.activity is Activity.SETTLING:
@@ -92,15 +95,16 @@ def assess(config: Config, status: StatusSnapshot | None) -> Source:
     try:
         current = serving(store)
     except DataUnavailable as exc:
-        if status is not None and status.held_back is not None:
-            return Source(View.UNREADABLE, reason=status.held_back.reason)
+        held = status.held_back if status is not None else store.held_back()
+        if held is not None:
+            return Source(View.UNREADABLE, reason=held.reason)
         if status is not None and status.db.problem == "unreadable":
             return Source(View.UNREADABLE, reason=status.db.error or exc.reason)
         if status is not None and status.activity is not Activity.IDLE:
             return Source(View.UPDATING, reason=status.message)
         return Source(View.NO_DB, reason=exc.reason)
     q.READERS.retire({current.path})
-    note, reason = _note(status)
+    note, reason = _note(status, store)
     return Source(View.READY, version=current.version, path=current.path,
                   as_of=current.published.as_of, reason=reason, note=note)
 
@@ -118,9 +122,10 @@ class Seen:
 
 
 def observe(config: Config, status: StatusSnapshot | None) -> Seen:
-    published = _store(config).current()
+    store = _store(config)
+    published = store.current()
     version = published.version if published else ""
-    return Seen(version, _note(status)[0])
+    return Seen(version, _note(status, store)[0])
 
 
 # --- cached reads ----------------------------------------------------------------------

@@ -45,6 +45,18 @@ def make_config(tmp_path: Path, db: Path | None = None, **sections: dict[str, An
     return parse_config(data, source="<test>", base=tmp_path)
 
 
+def published_config(tmp_path: Path, db: Path | None = None,
+                     **sections: dict[str, Any]) -> Config:
+    """:func:`make_config` with ``db`` published into its store by the real pipeline (the
+    one ``pdh check`` runs), so readers have a snapshot to serve."""
+    from core.checkonce import check_once
+
+    config = make_config(tmp_path, db, **sections)
+    outcome = check_once(config)
+    assert outcome["publish"] in ("published", "unchanged"), outcome
+    return config
+
+
 @pytest.fixture
 def config_factory(tmp_path: Path) -> Callable[..., Config]:
     def factory(**sections: dict[str, Any]) -> Config:

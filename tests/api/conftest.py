@@ -25,9 +25,19 @@ from tests.conftest import await_for, free_port, make_config, wait_for
 V1 = "/api/v1"
 
 
+def published_config(tmp_path: Path, db: Path, **sections: Any) -> Config:
+    """A config whose store serves ``db``: published by the real pipeline (pdh check)."""
+    from core.checkonce import check_once
+
+    config = make_config(tmp_path, db=db, **sections)
+    outcome = check_once(config)
+    assert outcome["publish"] in ("published", "unchanged"), outcome
+    return config
+
+
 @pytest.fixture
 def api_config(tmp_path: Path, small_db: Path) -> Config:
-    return make_config(tmp_path, db=small_db)
+    return published_config(tmp_path, small_db)
 
 
 @pytest.fixture

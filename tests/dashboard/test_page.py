@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.checkonce import check_once
 from core.erpsim import ExportMode, simulate_export, write_garbage, write_missing_table
 from core.state import CheckResult, PersistedState, save_state
 from dashboard.i18n import tr
-from tests.conftest import free_port, make_config
+from tests.conftest import free_port, make_config, published_config
 from tests.dashboard.conftest import (
     default_period,
     expected_kpis,
@@ -53,7 +54,7 @@ def assert_kpis(at: AppTest, exp: dict[str, object], prev: dict[str, object] | N
 
 def test_default_view_shows_the_last_30_days_with_deltas(page: Page, tmp_path: Path,
                                                           small_db: Path) -> None:
-    config = make_config(tmp_path, db=small_db, ui={"language": "ko"})
+    config = published_config(tmp_path, db=small_db, ui={"language": "ko"})
     at = page(config)
     assert not at.exception, at.exception
     start, end = default_period(small_db)
@@ -71,7 +72,7 @@ def test_default_view_shows_the_last_30_days_with_deltas(page: Page, tmp_path: P
 
 
 def test_filters_come_from_the_url(page: Page, tmp_path: Path, small_db: Path) -> None:
-    config = make_config(tmp_path, db=small_db)
+    config = published_config(tmp_path, db=small_db)
     start, end = date(2026, 3, 1), date(2026, 3, 15)
     at = page(config, date_from=start.isoformat(), date_to=end.isoformat(),
               line=["P1-L01", "P1-L03"], shift="D", lang="en")
@@ -88,7 +89,7 @@ def test_filters_come_from_the_url(page: Page, tmp_path: Path, small_db: Path) -
 
 def test_changing_a_filter_updates_kpis_and_url(page: Page, tmp_path: Path,
                                                  small_db: Path) -> None:
-    config = make_config(tmp_path, db=small_db, ui={"language": "en"})
+    config = published_config(tmp_path, db=small_db, ui={"language": "en"})
     at = page(config)
     at.multiselect(key="f_plant").set_value(["P2"]).run()
     at.multiselect(key="f_group").set_value(["기어"]).run()
@@ -113,7 +114,7 @@ def test_changing_a_filter_updates_kpis_and_url(page: Page, tmp_path: Path,
 
 def test_bad_url_values_are_dropped_with_a_note(page: Page, tmp_path: Path,
                                                 small_db: Path) -> None:
-    config = make_config(tmp_path, db=small_db, ui={"language": "en"})
+    config = published_config(tmp_path, db=small_db, ui={"language": "en"})
     at = page(config, date_from="2026-13-45", line="NOPE-1", shift="X")
     assert not at.exception, at.exception
     notes = " ".join(w.value for w in at.warning)
@@ -125,7 +126,7 @@ def test_bad_url_values_are_dropped_with_a_note(page: Page, tmp_path: Path,
 
 
 def test_an_empty_selection_says_so(page: Page, tmp_path: Path, small_db: Path) -> None:
-    config = make_config(tmp_path, db=small_db, ui={"language": "en"})
+    config = published_config(tmp_path, db=small_db, ui={"language": "en"})
     at = page(config, date_from="2020-01-01", date_to="2020-01-31")
     assert not at.exception, at.exception
     assert not at.metric
@@ -133,7 +134,7 @@ def test_an_empty_selection_says_so(page: Page, tmp_path: Path, small_db: Path) 
 
 
 def test_language_switch_keeps_the_filters(page: Page, tmp_path: Path, small_db: Path) -> None:
-    config = make_config(tmp_path, db=small_db, ui={"language": "auto"})
+    config = published_config(tmp_path, db=small_db, ui={"language": "auto"})
     at = page(config, line="P1-L02")
     assert at.title[0].value == "생산 데이터 허브"  # auto with no browser word: Korean
     korean = metrics(at)
@@ -150,13 +151,13 @@ def test_language_switch_keeps_the_filters(page: Page, tmp_path: Path, small_db:
 
 
 def test_config_language_and_url_language(page: Page, tmp_path: Path, small_db: Path) -> None:
-    config = make_config(tmp_path, db=small_db, ui={"language": "en"})
+    config = published_config(tmp_path, db=small_db, ui={"language": "en"})
     assert page(config).title[0].value == "Production Data Hub"
     assert page(config, lang="ko").title[0].value == "생산 데이터 허브"
 
 
 def test_records_paging(page: Page, tmp_path: Path, small_db: Path) -> None:
-    config = make_config(tmp_path, db=small_db, ui={"language": "en"})
+    config = published_config(tmp_path, db=small_db, ui={"language": "en"})
     at = page(config)
     first = at.dataframe[0].value
     at.button(key="page_next").click().run()
@@ -173,10 +174,11 @@ def test_records_paging(page: Page, tmp_path: Path, small_db: Path) -> None:
 
 def test_the_default_period_follows_a_new_export(page: Page, tmp_path: Path,
                                                 small_db: Path) -> None:
-    config = make_config(tmp_path, db=small_db, ui={"language": "en"})
+    config = published_config(tmp_path, db=small_db, ui={"language": "en"})
     at = page(config)
     picked = page(config, date_from="2026-03-01", date_to="2026-03-10")
-    simulate_export(small_db, ExportMode.REPLACE, rows=700, seconds=0, seed=5, days=20)
+    simulate_export(small_db, ExportMode.REPLACE, rows=1500, seconds=0, seed=5, days=20)
+    assert check_once(config)["publish"] == "published"
     new_start, new_end = default_period(small_db)
     assert new_end != date(2026, 3, 31)
     at.run()
@@ -189,10 +191,11 @@ def test_the_default_period_follows_a_new_export(page: Page, tmp_path: Path,
 
 
 def test_new_export_invalidates_every_cache(page: Page, tmp_path: Path, small_db: Path) -> None:
-    config = make_config(tmp_path, db=small_db, ui={"language": "en"})
+    config = published_config(tmp_path, db=small_db, ui={"language": "en"})
     at = page(config, date_from="2026-01-01", date_to="2026-12-31")
     before = metrics(at)["Good quantity"][0]
-    simulate_export(small_db, ExportMode.REPLACE, rows=700, seconds=0, seed=99, days=20)
+    simulate_export(small_db, ExportMode.REPLACE, rows=1500, seconds=0, seed=99, days=20)
+    assert check_once(config)["publish"] == "published"
     at.run()
     good = sql_one(small_db, "SELECT SUM(good_qty) FROM production_records "
                              "WHERE work_date BETWEEN '2026-01-01' AND '2026-12-31'")[0]
@@ -214,16 +217,18 @@ def test_no_database_yet(page: Page, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("damage", ["garbage", "empty", "missing_table"])
 def test_unreadable_database(page: Page, tmp_path: Path, small_db: Path, damage: str) -> None:
+    """The first export is bad: nothing to show, and the held-back reason says why."""
     if damage == "garbage":
         write_garbage(small_db)
-        reason = "not a SQLite database"
+        reason = "not an SQLite database"
     elif damage == "empty":
         small_db.write_bytes(b"")
         reason = "is empty"
     else:
         write_missing_table(small_db)
-        reason = "ERP's tables"
+        reason = "has no table defect_records"
     config = make_config(tmp_path, db=small_db, ui={"language": "en"})
+    assert check_once(config)["publish"] == "held_back"
     at = page(config)
     assert not at.exception, at.exception
     errors = " ".join(e.value for e in at.error)
@@ -231,9 +236,23 @@ def test_unreadable_database(page: Page, tmp_path: Path, small_db: Path, damage:
     assert not at.metric
 
 
-def test_export_in_progress_shows_last_good_data(page: Page, tmp_path: Path,
-                                                 small_db: Path) -> None:
-    config = make_config(tmp_path, db=small_db, ui={"language": "en"})
+def test_a_bad_export_leaves_the_last_good_data(page: Page, tmp_path: Path,
+                                                small_db: Path) -> None:
+    config = published_config(tmp_path, db=small_db, ui={"language": "en"})
+    at = page(config)
+    good_before = metrics(at)["Good quantity"][0]
+    write_garbage(small_db)
+    assert check_once(config)["publish"] == "held_back"
+    at.run()
+    assert not at.exception, at.exception
+    assert metrics(at)["Good quantity"][0] == good_before
+    warning = " ".join(w.value for w in at.warning)
+    assert "held back" in warning and "not an SQLite database" in warning
+
+
+def test_an_export_being_written_never_reaches_the_page(page: Page, tmp_path: Path,
+                                                        small_db: Path) -> None:
+    config = published_config(tmp_path, db=small_db, ui={"language": "en"})
     at = page(config)
     good_before = metrics(at)["Good quantity"][0]
     # The ERP rebuilding in place: a write transaction holds a rollback journal.
@@ -241,32 +260,50 @@ def test_export_in_progress_shows_last_good_data(page: Page, tmp_path: Path,
     try:
         writer.execute("BEGIN IMMEDIATE")
         writer.execute("UPDATE production_records SET good_qty = good_qty + 1000")
-        assert small_db.with_name(small_db.name + "-journal").exists()
         at.run()
         assert not at.exception, at.exception
-        warning = " ".join(w.value for w in at.warning)
-        assert "ERP export in progress, showing data as of" in warning
         assert metrics(at)["Good quantity"][0] == good_before
-        assert not at.get("download_button")  # no export of data that is not current
-
-        # Another session with the same view gets the same (cached, last good) data...
-        same = page(config)
-        assert metrics(same)["Good quantity"][0] == good_before
-        # ...but a view nobody has looked at yet is not read from a file mid-write.
-        fresh = page(config, line="P1-L05")
-        assert not fresh.metric
-        assert tr("updating_no_data", "en") in texts(fresh)
+        fresh = page(config, line="P1-L05")  # a view nobody looked at: from the snapshot
+        assert fresh.metric and not fresh.exception
         writer.execute("COMMIT")
     finally:
         writer.close()
     at.run()
-    assert not at.warning
+    assert metrics(at)["Good quantity"][0] == good_before  # not published yet
+    assert check_once(config)["publish"] == "published"
+    at.run()
     assert metrics(at)["Good quantity"][0] != good_before
+
+
+def test_the_note_beside_the_data() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from core.state import Activity, DbStatus, HubState, StatusSnapshot
+    from core.store import HeldBack, Published
+    from dashboard.data import Note, _note
+
+    now = datetime.now(UTC)
+    pub = Published(version="v", source_version="s", as_of=now, published_at=now, rows=1,
+                    file="f")
+    base = StatusSnapshot(state=HubState.HEALTHY, message="m", db=DbStatus(path="x"),
+                          published=pub)
+    assert _note(None) == (Note.NONE, "")
+    assert _note(base)[0] is Note.NONE
+    settling = base.model_copy(update={"activity": Activity.SETTLING})
+    assert _note(settling)[0] is Note.UPDATING
+    newer = base.model_copy(update={"activity": Activity.CHECKING,
+                                    "last_db_update": now + timedelta(seconds=1)})
+    assert _note(newer)[0] is Note.UPDATING
+    routine = base.model_copy(update={"activity": Activity.CHECKING,
+                                      "last_db_update": now - timedelta(seconds=1)})
+    assert _note(routine)[0] is Note.NONE  # a periodic check of the same export
+    held = base.model_copy(update={"held_back": HeldBack(at=now, reason="r", version="x")})
+    assert _note(held) == (Note.HELD_BACK, "r")
 
 
 def test_api_down_is_shown_and_data_still_served(page: Page, tmp_path: Path,
                                                  small_db: Path) -> None:
-    config = make_config(tmp_path, db=small_db, ui={"language": "en"},
+    config = published_config(tmp_path, db=small_db, ui={"language": "en"},
                          api={"enabled": True, "port": free_port()})
     save_state(config.state_file, PersistedState(
         last_check=CheckResult(at="2026-03-31T22:00:00Z", result="healed",
@@ -281,14 +318,14 @@ def test_api_down_is_shown_and_data_still_served(page: Page, tmp_path: Path,
 
 
 def test_api_turned_off(page: Page, tmp_path: Path, small_db: Path) -> None:
-    config = make_config(tmp_path, db=small_db, ui={"language": "ko"})
+    config = published_config(tmp_path, db=small_db, ui={"language": "ko"})
     at = page(config)
     assert "api.enabled = false" in texts(at)
 
 
 def test_bad_config_is_a_message(page: Page, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                  small_db: Path) -> None:
-    config = make_config(tmp_path, db=small_db)
+    config = published_config(tmp_path, db=small_db)
     at = page(config, run=False)
     monkeypatch.setenv("PDH_DASHBOARD_CONFIG", '{"watch": {"settle_checks": 0}}')
     at.run()
@@ -299,14 +336,16 @@ def test_bad_config_is_a_message(page: Page, tmp_path: Path, monkeypatch: pytest
 
 def test_the_page_reads_a_copy_on_a_share_without_writing(page: Page, tmp_path: Path,
                                                           small_db: Path) -> None:
-    """mode=ro readers never create a journal or change the file (the ERP owns it)."""
+    """With ``[heal] in_place = false`` (a read-only share) the hub only copies the file
+    (mode=ro: nothing written, nothing left beside it) and the page reads the copy."""
     copy = tmp_path / "share" / "production_analysis.db"
     copy.parent.mkdir()
     shutil.copyfile(small_db, copy)
     before = copy.read_bytes()
     copy.parent.chmod(0o555)
     try:
-        at = page(make_config(tmp_path, db=copy, ui={"language": "en"}))
+        at = page(published_config(tmp_path, db=copy, ui={"language": "en"},
+                                   heal={"in_place": False}))
         assert not at.exception and metrics(at)["Good quantity"][0]
     finally:
         copy.parent.chmod(0o755)

@@ -98,8 +98,7 @@ def test_url_filters() -> None:
 
 def test_csv_export_is_excel_friendly_and_complete(small_db: Path) -> None:
     f = q.Filters(date_from=date(2026, 3, 1), date_to=date(2026, 3, 31), shift="D")
-    version = q.consistent(small_db, lambda: None)[0]
-    raw = data.records_csv(small_db, version, f)
+    raw = data.records_csv(small_db, f)
     assert raw.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     assert tuple(rows[0]) == q.RECORD_FIELDS
@@ -107,9 +106,6 @@ def test_csv_export_is_excel_friendly_and_complete(small_db: Path) -> None:
                                  " BETWEEN '2026-03-01' AND '2026-03-31' AND shift = 'D'")[0]
     assert len(rows) - 1 == expected > 0
     assert any("라인" in (row[4] or "") for row in rows[1:])  # Hangul intact
-    small_db.write_bytes(small_db.read_bytes())  # touched: another version now
-    with pytest.raises(q.DataChanged):
-        data.records_csv(small_db, version, f)
 
 
 def test_config_reaches_the_child(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,24 +166,3 @@ def test_api_client_says_what_is_wrong(not_the_hub: str) -> None:
         HubApi(f"http://127.0.0.1:{free_port()}").status()
 
 
-def test_only_a_new_export_counts_as_updating(small_db: Path) -> None:
-    from datetime import UTC, datetime
-
-    from core.dbfile import look
-    from core.state import Activity, CheckResult, DbStatus, HubState, StatusSnapshot
-
-    current = look(small_db)
-
-    def status(activity: Activity, checked: str | None) -> StatusSnapshot:
-        check = None if checked is None else CheckResult(
-            at=datetime.now(UTC), result="ok", version=checked)
-        return StatusSnapshot(state=HubState.WORKING, message="", activity=activity,
-                              db=DbStatus(path=str(small_db)), last_check=check)
-
-    assert not data.hub_updating(None, current)
-    assert data.hub_updating(status(Activity.SETTLING, current.version), current)
-    assert data.hub_updating(status(Activity.CHECKING, "an older version"), current)
-    assert data.hub_updating(status(Activity.CHECKING, None), current)
-    # The hourly check of a file it has already checked is no export in progress.
-    assert not data.hub_updating(status(Activity.CHECKING, current.version), current)
-    assert not data.hub_updating(status(Activity.IDLE, "an older version"), current)
