@@ -36,6 +36,7 @@ TOOLTIP_MAX = 127  # Windows truncates a tray tip at 128 UTF-16 units
 
 class Action(StrEnum):
     CHECK_NOW = "check_now"
+    PUBLISH_ANYWAY = "publish_anyway"
     AUTO_MODE = "auto_mode"
     OPEN_DASHBOARD = "open_dashboard"
     OPEN_API_DOCS = "open_api_docs"
@@ -109,11 +110,17 @@ def docs_url(api_url: str) -> str:
 
 def tooltip_text(snapshot: StatusSnapshot | None, lang: Language, *,
                  now: datetime, tz: tzinfo | None = None) -> str:
-    """State, Last DB Update, Last Index Check with its result, Next Check."""
+    """State, data as of (the published snapshot), a held-back export, Last DB Update,
+    Last Index Check with its result, Next Check."""
     title = APP_TITLE[lang]
     if snapshot is None:
         return f"{title}: {t(lang, 'starting')}"
     lines = [f"{title}: {STATE_LABELS[lang][snapshot.state]}"]
+    published = snapshot.published
+    lines.append(t(lang, "data_as_of", at=_when(published.as_of, lang, now, tz))
+                 if published is not None else t(lang, "no_data"))
+    if snapshot.held_back is not None:
+        lines.append(t(lang, "held_back"))
     lines.append(t(lang, "last_update", at=_when(snapshot.last_db_update, lang, now, tz)))
     check = snapshot.last_check
     if check is None:
@@ -142,10 +149,13 @@ def present(snapshot: StatusSnapshot | None, lang: Language, *, autostart_on: bo
     now = now or utcnow()
     if snapshot is None:
         state, status, auto_mode, ready = HubState.WORKING, t(lang, "starting"), True, False
+        forceable = False
         dashboard_url = api_docs = None
         dashboard = None
     else:
         state, auto_mode, ready = snapshot.state, snapshot.auto_mode, True
+        held = snapshot.held_back
+        forceable = held is not None and held.forceable
         label = STATE_LABELS[lang][state]
         status = t(lang, "status", state=label)
         if snapshot.message:
@@ -169,6 +179,8 @@ def present(snapshot: StatusSnapshot | None, lang: Language, *, autostart_on: bo
         MenuEntry(t(lang, "check_now"), Action.CHECK_NOW,
                   enabled=ready and state is not HubState.WORKING),
         MenuEntry(t(lang, "auto_mode"), Action.AUTO_MODE, enabled=ready, checked=auto_mode),
+        MenuEntry(t(lang, "publish_anyway"), Action.PUBLISH_ANYWAY,
+                  enabled=forceable and state is not HubState.WORKING),
         SEPARATOR,
         MenuEntry(t(lang, "open_dashboard"), Action.OPEN_DASHBOARD,
                   enabled=dashboard_url is not None, default=True),
@@ -378,6 +390,8 @@ class Tray:
         log.debug("tray action %s", action)
         if action is Action.CHECK_NOW:
             self.channel.check_now()
+        elif action is Action.PUBLISH_ANYWAY:
+            self.channel.post(Command(CommandKind.PUBLISH_ANYWAY))
         elif action is Action.AUTO_MODE:
             self.channel.set_auto_mode(not self.view.auto_mode)
         elif action is Action.OPEN_DASHBOARD:

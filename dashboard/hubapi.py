@@ -91,6 +91,10 @@ class HubApi:
     def check_now(self) -> None:
         self._call("POST", "/hub/check")
 
+    def publish_anyway(self) -> None:
+        """Publish the held-back export (ApiRefused with the hub's reason if it cannot)."""
+        self._call("POST", "/hub/publish", {"force": True})
+
     def set_auto_mode(self, on: bool) -> None:
         self._call("PUT", "/hub/auto-mode", json={"auto_mode": on})
 

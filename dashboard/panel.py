@@ -19,7 +19,7 @@ from core.messages import localize
 from core.state import CheckResult, StatusSnapshot
 from dashboard import data
 from dashboard.hubapi import ApiDown, ApiRefused, HubApi, HubApiError
-from dashboard.i18n import Lang, event_label, fmt_time, tr
+from dashboard.i18n import Lang, event_label, fmt_int, fmt_time, tr
 from dashboard.settings import api_base_url
 
 STATUS_KEY = "_hub_status"  # the page's fetch, reused by the panel's first run
@@ -83,6 +83,15 @@ def _status(status: StatusSnapshot, api: HubApi, lang: Lang, tz: tzinfo | None) 
     st.toggle(tr("auto_mode", lang), key=AUTO_KEY, on_change=_toggle_auto, args=(api,))
     st.button(tr("run_check", lang), key="run_check", on_click=_check_now, args=(api,),
               type="primary")
+    published, held = status.published, status.held_back
+    st.markdown(f"**{tr('published', lang)}**  \n" + (
+        tr("published_line", lang, when=fmt_time(published.as_of, lang, tz),
+           rows=fmt_int(published.rows)) if published else tr("never", lang)))
+    if held is not None:
+        st.warning(f"**{tr('held_back', lang)}** ({fmt_time(held.at, lang, tz)})  \n"
+                   f"{held.reason}", icon=":material/block:")
+        st.button(tr("publish_anyway", lang), key="publish_anyway", on_click=_publish_anyway,
+                  args=(api,), disabled=not held.forceable)
     message = st.session_state.get(MESSAGE_KEY)
     if message:
         kind, text, at = message
@@ -91,7 +100,7 @@ def _status(status: StatusSnapshot, api: HubApi, lang: Lang, tz: tzinfo | None) 
             del st.session_state[MESSAGE_KEY]
         else:
             (st.success if kind == "ok" else st.error)(
-                tr("check_requested", lang) if text == "check_requested" else text
+                tr(text, lang) if text in ("check_requested", "publish_requested") else text
             )
     server = status.servers.get("dashboard")
     if server is not None:
@@ -148,6 +157,16 @@ def _check_now(api: HubApi) -> None:
         st.session_state[MESSAGE_KEY] = ("error", str(exc), time.monotonic())
     else:
         st.session_state[MESSAGE_KEY] = ("ok", "check_requested", time.monotonic())
+
+
+def _publish_anyway(api: HubApi) -> None:
+    try:
+        api.publish_anyway()
+    except (ApiRefused, ApiDown) as exc:
+        text = exc.reason if isinstance(exc, ApiRefused) else str(exc)
+        st.session_state[MESSAGE_KEY] = ("error", text, time.monotonic())
+    else:
+        st.session_state[MESSAGE_KEY] = ("ok", "publish_requested", time.monotonic())
 
 
 def _toggle_auto(api: HubApi) -> None:

@@ -22,7 +22,7 @@ def reference_block() -> dict[str, Any]:
 
 def model_defaults() -> dict[str, Any]:
     data = Config().model_dump(mode="json")
-    for section in ("log", "state"):
+    for section in ("log", "state", "store"):
         if data[section]["dir"] is None:
             data[section]["dir"] = ""  # "" in TOML means the platform default
     return data

@@ -16,10 +16,12 @@ import pytest
 import uvicorn
 
 from api.app import create_app
+from api.data import DataSource
 from api.server import install
 from core.config import Config
 from core.hub import Hub
 from core.state import Activity, ServerState
+from core.store import Published, Store
 from tests.conftest import await_for, free_port, make_config, wait_for
 
 V1 = "/api/v1"
@@ -35,6 +37,25 @@ def published_config(tmp_path: Path, db: Path, **sections: Any) -> Config:
     return config
 
 
+def publish(config: Config) -> Published:
+    """Publish the ERP's file as it is now (``pdh check``); the new snapshot."""
+    from core.checkonce import check_once
+
+    before = Store(config.store_dir).current()
+    outcome = check_once(config)
+    assert outcome["publish"] == "published", outcome
+    published = current(config)
+    assert before is None or published.version != before.version
+    return published
+
+
+def current(config: Config) -> Published:
+    """What the store's pointer says readers are served now."""
+    published = Store(config.store_dir).current()
+    assert published is not None, f"nothing published in {config.store_dir}"
+    return published
+
+
 @pytest.fixture
 def api_config(tmp_path: Path, small_db: Path) -> Config:
     return published_config(tmp_path, small_db)
@@ -42,7 +63,7 @@ def api_config(tmp_path: Path, small_db: Path) -> Config:
 
 @pytest.fixture
 async def client(api_config: Config) -> AsyncIterator[httpx.AsyncClient]:
-    """The standalone app (no hub) in-process, on the healed-free small demo DB."""
+    """The standalone app (no hub) in-process, serving the published small demo DB."""
     app = create_app(api_config)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
@@ -98,18 +119,33 @@ def build_api_hub(config: Config) -> Hub:
 @asynccontextmanager
 async def running_hub(config: Config, *, healthy: bool = True) -> AsyncIterator[Hub]:
     """A hub with the API on the current event loop; with ``healthy``, waits until it
-    has checked the DB and the API answers."""
+    has checked the DB, published a snapshot of it, and the API answers."""
     hub = build_api_hub(config)
     async with anyio.create_task_group() as tg:
         await tg.start(hub.run)
         if healthy:
             await await_for(lambda: hub.known_version and hub.status().activity is Activity.IDLE
+                            and hub.status().published is not None
                             and hub.status().servers["api"].state is ServerState.RUNNING,
-                            15, message="hub healthy with the API running")
+                            15, message="hub healthy, a snapshot published, the API running")
         try:
             yield hub
         finally:
             hub.shutdown()
+
+
+def api_source(hub: Hub) -> DataSource:
+    """The DataSource of the API installed in ``hub`` (found through its warming hook)."""
+    for hook in hub.publisher._before:
+        for cell in hook.__closure__ or ():
+            if isinstance(cell.cell_contents, DataSource):
+                return cell.cell_contents
+    raise AssertionError("no API cache-warming hook on the hub")
+
+
+def events(hub: Hub, name: str) -> list[dict[str, Any]]:
+    """The hub's recent events called ``name``, oldest first."""
+    return [e for e in hub.events.recent(50) if e["event"] == name]
 
 
 def api_url(config: Config) -> str:

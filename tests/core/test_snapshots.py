@@ -1,0 +1,198 @@
+"""Snapshots: what the hub publishes, what it holds back, and what readers are given.
+Real files, a real hub on the test's loop, real exports by the ERP simulator."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import anyio
+import pytest
+
+from core import queries
+from core.erpsim import ExportMode, simulate_export
+from core.hub import Hub
+from core.publisher import PublishRefused
+from core.serving import serving
+from core.state import HubState
+from core.store import Store
+from tests.conftest import await_for, make_config, published_config
+from tests.core.hubtools import count, running_hub, until_at_rest, until_event
+
+pytestmark = pytest.mark.anyio
+
+FAST = {"watch": {"settle_interval": 0.1, "settle_checks": 2, "check_interval": 3600.0}}
+
+
+def served_rows(store: Store) -> int:
+    return queries.kpis(serving(store).path).records
+
+
+async def test_a_wal_export_is_published_once_and_the_hub_stays_quiet(
+    tmp_path: Path, small_db: Path
+) -> None:
+    config = make_config(tmp_path, watch={"settle_interval": 0.1, "settle_checks": 2,
+                                          "check_interval": 0.3})
+    async with running_hub(config) as hub:
+        await until_event(hub, "snapshot_published")
+        await until_at_rest(hub)
+        await anyio.to_thread.run_sync(lambda: simulate_export(
+            small_db, ExportMode.REBUILD, rows=1500, seconds=0.3, seed=3, days=20,
+            journal="wal"))
+        await until_event(hub, "snapshot_published", 2)
+        await until_at_rest(hub)
+        changes, published = count(hub, "db_change_detected"), count(hub, "snapshot_published")
+        checks = count(hub, "check_ok")
+        # Periodic checks open the file read-write (and the copy read-only): sidecars come
+        # and go, none of which is a new export.
+        await await_for(lambda: count(hub, "check_ok") >= checks + 4, 20,
+                        message="four periodic checks")
+        assert count(hub, "db_change_detected") == changes
+        assert count(hub, "snapshot_published") == published
+        assert hub.status().published is not None and hub.status().published.rows == 1500
+
+
+async def test_a_row_count_drop_is_held_back_and_can_be_published_anyway(
+    tmp_path: Path, small_db: Path
+) -> None:
+    config = make_config(tmp_path, **FAST)
+    async with running_hub(config) as hub:
+        await until_event(hub, "snapshot_published")
+        await until_at_rest(hub)
+        first = hub.status().published
+        assert first is not None and first.rows == 2000
+        await anyio.to_thread.run_sync(lambda: simulate_export(
+            small_db, ExportMode.REPLACE, rows=600, seconds=0.0, seed=8, days=20))
+        await until_event(hub, "export_rejected")
+        await until_at_rest(hub)
+        status = hub.status()
+        assert status.state is HubState.DEGRADED and status.published == first
+        assert status.held_back is not None and status.held_back.forceable
+        assert "600 production records" in status.held_back.reason
+        assert served_rows(hub.publisher.store) == 2000  # readers keep the last good data
+        await hub.publish_anyway()
+        status = hub.status()
+        assert status.published is not None and status.published.forced
+        assert status.published.rows == 600 and status.held_back is None
+        assert status.state is HubState.HEALTHY
+        assert served_rows(hub.publisher.store) == 600
+        with pytest.raises(PublishRefused, match="no export is held back"):
+            await hub.publish_anyway()
+
+
+async def test_a_garbage_export_cannot_be_forced(tmp_path: Path, small_db: Path) -> None:
+    from core.erpsim import write_garbage
+
+    config = make_config(tmp_path, **FAST)
+    async with running_hub(config) as hub:
+        await until_event(hub, "snapshot_published")
+        await until_at_rest(hub)
+        await anyio.to_thread.run_sync(write_garbage, small_db)
+        await until_event(hub, "export_rejected")
+        with pytest.raises(PublishRefused, match="cannot be published even by force"):
+            await hub.publish_anyway()
+        assert served_rows(hub.publisher.store) == 2000
+
+
+def test_a_restarted_hub_serves_its_last_snapshot_before_any_look(
+    tmp_path: Path, small_db: Path
+) -> None:
+    config = published_config(tmp_path, small_db)
+    from core.erpsim import write_garbage
+
+    write_garbage(small_db)  # whatever the ERP's file is now
+    hub = Hub(config)  # not running yet: no look taken
+    assert hub.status().published is not None
+    assert served_rows(hub.publisher.store) == 2000
+
+
+def test_readers_never_hold_the_erps_file(tmp_path: Path, small_db: Path) -> None:
+    """Readers busy in several threads: no descriptor of this process names the ERP's
+    file, only the snapshot (Windows could not replace a file held open)."""
+    config = published_config(tmp_path, small_db)
+    store = Store(config.store_dir)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            while not stop.is_set():
+                path = serving(store).path
+                queries.kpis(path)
+                queries.records(path, limit=100)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        seen: set[str] = set()
+        for _ in range(50):
+            for fd in os.listdir("/proc/self/fd"):
+                try:
+                    seen.add(os.readlink(f"/proc/self/fd/{fd}"))
+                except OSError:
+                    continue
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert not errors, errors
+    snapshot = str(serving(store).path)
+    assert snapshot in seen
+    assert not {s for s in seen if s.startswith(str(small_db))}, seen
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Path:
+    """A 20 MB tmpfs for the store (root only; skipped where mounting is not allowed)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+async def test_a_full_store_disk_is_reported_and_the_last_snapshot_stays_served(
+    tmp_path: Path, small_db: Path, small_disk: Path
+) -> None:
+    config = make_config(tmp_path, store={"dir": str(small_disk / "store")}, **FAST)
+    async with running_hub(config) as hub:
+        await until_event(hub, "snapshot_published")
+        await until_at_rest(hub)
+        first = hub.status().published
+        ballast = small_disk / "ballast"
+
+        def fill() -> None:
+            free = shutil.disk_usage(small_disk).free
+            with open(ballast, "wb") as fh:
+                fh.truncate(0)
+                fh.write(b"\0" * (free - 512 * 1024))
+
+        await anyio.to_thread.run_sync(fill)
+        await anyio.to_thread.run_sync(lambda: simulate_export(
+            small_db, ExportMode.REPLACE, rows=1800, seconds=0.0, seed=12, days=20))
+        await until_event(hub, "publish_failed")
+        await until_at_rest(hub)
+        status = hub.status()
+        assert status.store_error is not None
+        assert str(small_disk / "store") in status.store_error
+        assert "bytes needed" in status.store_error
+        assert status.state is HubState.DEGRADED and status.published == first
+        assert served_rows(hub.publisher.store) == 2000
+        await anyio.to_thread.run_sync(ballast.unlink)
+        hub.check_now()  # room again: the waiting export is published
+        await until_event(hub, "snapshot_published", 2)
+        await await_for(lambda: hub.status().state is HubState.HEALTHY, 10)
+        assert served_rows(hub.publisher.store) == 1800
