@@ -183,7 +183,7 @@ class VerifyConfig(_Section):
 class DemoConfig(_Section):
     export_interval: float = Field(180.0, gt=0, description="s between simulated exports")
     mode: Literal["replace", "copy", "rebuild"] = "replace"
-    rows: int = Field(20_000, ge=100)
+    rows: int = Field(50_000, ge=100)  # as many as `make run`'s demo database
     seconds: float = Field(3.0, ge=0, description="s one simulated export takes")
 
 

@@ -30,7 +30,7 @@ def write_config(tmp_path: Path, db: Path, extra: str = "") -> Path:
         f'[database]\npath = "{db.as_posix()}"\n'
         "[watch]\nsettle_interval = 0.2\nsettle_checks = 2\n"
         '[api]\nenabled = false\n[dashboard]\nenabled = false\n'
-        '[log]\ndir = "logs"\n[state]\ndir = "state"\n' + extra,
+        '[log]\ndir = "logs"\n[state]\ndir = "state"\n[store]\ndir = "store"\n' + extra,
         encoding="utf-8",
     )
     return cfg
@@ -70,7 +70,8 @@ def test_check_exit_codes_and_json(tmp_path: Path, small_db: Path) -> None:
     assert ok.returncode == 0 and json.loads(ok.stdout)["result"] == "ok"
 
     events = (tmp_path / "logs" / "events.jsonl").read_text("utf-8").splitlines()
-    assert [json.loads(e)["event"] for e in events] == ["indexes_healed", "check_ok"]
+    assert [json.loads(e)["event"] for e in events] == [
+        "indexes_healed", "snapshot_published", "check_ok"]  # the second check: unchanged
 
     write_garbage(small_db)
     broken = pdh("check", "--config", str(cfg))

@@ -84,6 +84,7 @@ def test_tooltip_in_english() -> None:
     view = present(snap(), "en", autostart_on=False, now=NOW, tz=UTC)
     assert view.tooltip == (
         "Production Data Hub: Healthy\n"
+        "No data published yet\n"
         "Last DB Update: 14:02\n"
         "Last Index Check: 14:03 (3 restored)\n"
         "Next Check: 15:03"
@@ -97,12 +98,13 @@ def test_tooltip_in_korean_with_older_dates_and_a_failed_check() -> None:
     view = present(s, "ko", autostart_on=False, now=NOW, tz=UTC)
     assert view.tooltip == (
         "생산 데이터 허브: 오류\n"
+        "게시된 데이터 없음\n"
         "마지막 DB 업데이트: 03-30 14:30\n"
         "마지막 인덱스 점검: 03-30 14:30 (실패)"
     )
     assert view.menu[0].text == "상태: 오류: 모든 인덱스 정상"  # the hub message, in Korean
-    assert [e.text for e in view.menu if not e.separator][1:4] == [
-        "지금 점검", "자동 모드", "대시보드 열기"]
+    assert [e.text for e in view.menu if not e.separator][1:5] == [
+        "지금 점검", "자동 모드", "보류된 내보내기 게시", "대시보드 열기"]
 
 
 def test_tooltip_before_any_check_and_within_the_windows_limit() -> None:
@@ -131,12 +133,14 @@ def test_menu_layout_and_checkable_items() -> None:
                    now=NOW, tz=UTC)
     texts = [("-" if e.separator else e.text) for e in view.menu]
     assert texts == [
-        "Status: Paused: all indexes in place", "-", "Check Now", "Auto Mode", "-",
+        "Status: Paused: all indexes in place", "-", "Check Now", "Auto Mode",
+        "Publish Anyway", "-",
         "Open Dashboard", "Open API Docs", "Dashboard Server", "Open Log Folder",
         "Start at Login", "-", "Quit",
     ]
     assert view.menu[0].enabled is False and view.menu[0].action is None
     assert entry(view, Action.AUTO_MODE).checked is False
+    assert entry(view, Action.PUBLISH_ANYWAY).enabled is False  # nothing held back
     assert entry(view, Action.AUTOSTART).checked is True
     assert entry(view, Action.OPEN_DASHBOARD).default is True
     assert entry(view, Action.CHECK_NOW).checked is None

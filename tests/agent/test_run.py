@@ -31,6 +31,7 @@ def write_config(tmp_path: Path, db: Path, **extra: str) -> Path:
         "ui": 'language = "en"',
         "log": f'dir = "{tmp_path / "logs"}"',
         "state": f'dir = "{tmp_path / "state"}"',
+        "store": f'dir = "{tmp_path / "store"}"',
         **extra,
     }
     config.write_text("".join(f"[{k}]\n{v}\n" for k, v in sections.items()))

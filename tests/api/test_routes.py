@@ -6,17 +6,27 @@ import csv
 import io
 import os
 import shutil
-from datetime import date
+from collections.abc import Hashable
+from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
+from api.app import create_app
+from core.checkonce import check_once
+from core.config import Config
 from core.dbfile import look
-from tests.api.conftest import V1
+from core.erpsim import ExportMode, simulate_export
+from core.eventlog import EventLog, iso
+from core.publisher import Publisher
+from core.store import Published, Store
+from tests.api.conftest import V1, current, fetch_all, publish
 from tests.api.oracle import Oracle, group, pareto, totals
-from tests.conftest import make_db
+from tests.conftest import make_config, make_db
 
 pytestmark = pytest.mark.anyio
 
@@ -174,13 +184,20 @@ async def test_csv_bytes(client: httpx.AsyncClient, oracle: Oracle) -> None:
     assert empty.content.decode("utf-8-sig").strip() == ",".join(next(iter([list(first)])))
 
 
-async def test_etag_304_and_headers(client: httpx.AsyncClient, small_db: Path) -> None:
-    version = look(small_db).version
+async def test_etag_304_and_headers(client: httpx.AsyncClient, api_config: Config) -> None:
+    published = current(api_config)
+    version = published.version
+    assert version != look(api_config.db_path).version  # the snapshot's, not the file's
+    as_of = iso(published.as_of)
+    moment = datetime.fromisoformat(as_of.replace("Z", "+00:00"))
+    assert moment.utcoffset() == timedelta(0)  # ISO-8601, UTC
+    assert abs((moment - published.as_of).total_seconds()) < 0.001
     etags = set()
     for route in DATA_ROUTES:
         r = await client.get(f"{V1}{route}")
         assert r.status_code == 200, route
         assert r.headers["x-db-version"] == version
+        assert r.headers["x-data-as-of"] == as_of
         assert r.headers["cache-control"] == "no-cache"
         etag = r.headers["etag"]
         assert etag.startswith(f'"{version}-') and etag.endswith('"')
@@ -189,6 +206,8 @@ async def test_etag_304_and_headers(client: httpx.AsyncClient, small_db: Path) -
             again = await client.get(f"{V1}{route}", headers={"If-None-Match": header})
             assert again.status_code == 304, (route, header)
             assert again.headers["etag"] == etag
+            assert again.headers["x-db-version"] == version
+            assert again.headers["x-data-as-of"] == as_of
         stale = await client.get(f"{V1}{route}", headers={"If-None-Match": '"old-etag"'})
         assert stale.status_code == 200
     assert len(etags) == len(DATA_ROUTES)  # the query is part of the tag
@@ -243,9 +262,12 @@ async def test_cursor_for_another_order(client: httpx.AsyncClient) -> None:
 
 
 async def test_sql_injection_shaped_values_in_every_parameter(
-    client: httpx.AsyncClient, small_db: Path
+    client: httpx.AsyncClient, small_db: Path, api_config: Config
 ) -> None:
     before = look(small_db).version
+    snapshot = Store(api_config.store_dir)
+    snapshot_file = snapshot.path_of(current(api_config))
+    snapshot_before = look(snapshot_file)
     text_params = ["item_code", "line_code", "plant", "item_group"]
     for value in INJECTIONS:
         for route in FILTERED_ROUTES:
@@ -270,45 +292,84 @@ async def test_sql_injection_shaped_values_in_every_parameter(
                 assert r.status_code == 422, (route, param, value)
     # Everything still there, nothing written.
     assert look(small_db).version == before
+    assert look(snapshot_file) == snapshot_before
     r = await client.get(f"{V1}/kpis")
     assert r.json()["records"] == 2000
 
 
-async def test_503_when_missing_unreadable_or_being_written(
-    client: httpx.AsyncClient, small_db: Path, tmp_path: Path
+async def test_503_only_before_anything_is_published(tmp_path: Path, small_db: Path) -> None:
+    config = make_config(tmp_path / "fresh", db=small_db)  # a store nothing was published to
+    app = create_app(config)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://x") as c:
+        for route in DATA_ROUTES:
+            r = await c.get(f"{V1}{route}")
+            assert r.status_code == 503, route
+            assert r.json()["detail"].startswith("no data published yet"), r.json()
+            assert int(r.headers["retry-after"]) >= 1
+            assert r.headers["cache-control"] == "no-store"
+            assert "x-db-version" not in r.headers
+        # The fast path does not answer for nothing either (the URL is known by now).
+        again = await c.get(f"{V1}/kpis", headers={"If-None-Match": "*"})
+        assert again.status_code == 503
+        health = (await c.get(f"{V1}/health")).json()
+        assert health["db"] == {"exists": False, "version": "", "as_of": None,
+                                "available": False, "reason": r.json()["detail"]}
+        # Once the hub (here: pdh check) publishes, the same app serves it, no restart.
+        published = await anyio.to_thread.run_sync(publish, config)
+        r = await c.get(f"{V1}/kpis")
+        assert r.status_code == 200 and r.json()["records"] == 2000
+        assert r.headers["x-db-version"] == published.version
+        health = (await c.get(f"{V1}/health")).json()
+        assert health["db"]["available"] is True and health["db"]["exists"] is True
+        assert health["db"]["version"] == published.version
+
+
+async def test_the_last_snapshot_is_served_whatever_the_erps_file_is_doing(
+    client: httpx.AsyncClient, api_config: Config, small_db: Path, tmp_path: Path
 ) -> None:
+    """Being written, gone, empty, not a database: readers get the last snapshot (200)."""
+    served = current(api_config)
+    expected = {route: (await client.get(f"{V1}{route}")).content for route in DATA_ROUTES}
     keep = tmp_path / "keep.db"
     shutil.copyfile(small_db, keep)
     journal = small_db.with_name(small_db.name + "-journal")
-    _write(journal, b"\0" * 512)
-    for route in DATA_ROUTES:
-        r = await client.get(f"{V1}{route}")
-        assert r.status_code == 503, route
-        assert r.json() == {"detail": "database update in progress"}
-        assert int(r.headers["retry-after"]) >= 1
-    journal.unlink()
-    os.remove(small_db)
-    r = await client.get(f"{V1}/records")
-    assert r.status_code == 503 and "not found" in r.json()["detail"]
-    assert r.headers["retry-after"]
-    health = (await client.get(f"{V1}/health")).json()
-    assert health["db"] == {"exists": False, "version": "", "available": False,
-                            "reason": r.json()["detail"]}
-    _write(small_db, b"")
-    r = await client.get(f"{V1}/summary/daily")
-    assert r.status_code == 503 and "empty" in r.json()["detail"]
-    _write(small_db, b"PK\x03\x04 this is a zip, not a database" * 50)
-    r = await client.get(f"{V1}/records.csv")
-    assert r.status_code == 503 and "not a SQLite database" in r.json()["detail"]
-    shutil.copyfile(keep, small_db)
+
+    def being_written() -> None:
+        _write(journal, b"\0" * 512)
+
+    def gone() -> None:
+        journal.unlink()
+        os.remove(small_db)
+
+    breakers = {"being written": being_written, "missing": gone,
+                "empty": lambda: _write(small_db, b""),
+                "not a database": lambda: _write(
+                    small_db, b"PK\x03\x04 this is a zip, not a database" * 50)}
+    for case, breaker in breakers.items():
+        breaker()
+        for route in DATA_ROUTES:
+            r = await client.get(f"{V1}{route}")
+            assert r.status_code == 200, (case, route)
+            assert r.headers["x-db-version"] == served.version, (case, route)
+            assert r.content == expected[route], (case, route)
+        health = (await client.get(f"{V1}/health")).json()["db"]
+        assert health["available"] is True and health["version"] == served.version, case
+    # pdh check holds the broken export back; readers keep the last snapshot still.
+    outcome = await anyio.to_thread.run_sync(check_once, api_config)
+    assert outcome["publish"] == "held_back", outcome
+    assert current(api_config) == served
     r = await client.get(f"{V1}/kpis")
     assert r.status_code == 200 and r.json()["records"] == 2000
-    assert (await client.get(f"{V1}/health")).json()["db"]["available"] is True
+    shutil.copyfile(keep, small_db)
+    r = await client.get(f"{V1}/kpis")
+    assert r.status_code == 200 and r.headers["x-db-version"] == served.version
 
 
 async def test_standalone_hub_routes_say_no_hub(client: httpx.AsyncClient) -> None:
     for method, url, body in (("GET", "/hub/status", None), ("POST", "/hub/check", None),
-                              ("PUT", "/hub/auto-mode", {"auto_mode": False})):
+                              ("PUT", "/hub/auto-mode", {"auto_mode": False}),
+                              ("POST", "/hub/publish", {"force": True})):
         r = await client.request(method, f"{V1}{url}", json=body)
         assert r.status_code == 503
         assert r.json() == {"detail": "no hub in this process"}
@@ -329,11 +390,16 @@ async def test_openapi_is_a_true_spec(client: httpx.AsyncClient) -> None:
     for route in DATA_ROUTES + ["/health", "/hub/status"]:
         assert f"{V1}{route}" in paths, route
     assert "post" in paths[f"{V1}/hub/check"] and "put" in paths[f"{V1}/hub/auto-mode"]
+    publish_op = paths[f"{V1}/hub/publish"]["post"]
+    assert {"200", "409", "422"} <= set(publish_op["responses"])
     records = paths[f"{V1}/records"]["get"]
     names = {p["name"] for p in records["parameters"]}
     assert names >= {"date_from", "date_to", "item_code", "line_code", "shift", "limit",
                      "cursor", "plant", "item_group", "order"}
     assert "503" in records["responses"] and "304" in records["responses"]
+    for status in ("200", "304"):
+        assert {"ETag", "X-DB-Version", "X-Data-As-Of"} <= set(
+            records["responses"][status]["headers"]), status
     schema = records["responses"]["200"]["content"]["application/json"]["schema"]
     assert schema["$ref"].endswith("/RecordsOut")
     assert "StatusSnapshot" in spec["components"]["schemas"]
@@ -341,32 +407,70 @@ async def test_openapi_is_a_true_spec(client: httpx.AsyncClient) -> None:
 
 
 async def test_repeated_urls_skip_routing_but_not_the_freshness_checks(
-    client: httpx.AsyncClient, small_db: Path, tmp_path: Path
+    client: httpx.AsyncClient, api_config: Config, small_db: Path, tmp_path: Path
 ) -> None:
-    url = f"{V1}/summary/items?limit=5&sort=defect_qty"
-    first = await client.get(url)
+    """A URL answered before is sent from the cache without routing (the route's fetch
+    is not called), yet the first request after a publish has the new snapshot."""
     source = client._transport.app.state.source  # type: ignore[attr-defined]
+    routed: list[tuple[Hashable, ...]] = []
+    fetch = source.fetch
+
+    def counting_fetch(query: Any, if_none_match: str | None = None) -> Any:
+        routed.append(query.key)
+        return fetch(query, if_none_match)
+
+    source.fetch = counting_fetch
+    url = f"{V1}/summary/lines"  # one of the answers the hub warms before a publish
+    first = await client.get(url)
+    assert first.status_code == 200 and len(routed) == 1
     hits = source.cache.hits
     second = await client.get(url)
+    assert len(routed) == 1, "a repeated URL went through routing"
     assert source.cache.hits == hits + 1
     assert second.content == first.content
-    for header in ("etag", "x-db-version", "cache-control", "content-type"):
+    for header in ("etag", "x-db-version", "x-data-as-of", "cache-control", "content-type"):
         assert second.headers[header] == first.headers[header]
-    assert (await client.get(url, headers={"If-None-Match": first.headers["etag"]})
-            ).status_code == 304
-    journal = small_db.with_name(small_db.name + "-journal")
-    _write(journal, b"\0" * 512)
+    r = await client.get(url, headers={"If-None-Match": first.headers["etag"]})
+    assert r.status_code == 304 and len(routed) == 1
+    assert r.headers["x-data-as-of"] == first.headers["x-data-as-of"]
+    # The ERP's file changes: nothing is published, the fast path keeps the snapshot.
+    _write(small_db.with_name(small_db.name + "-journal"), b"\0" * 512)
     r = await client.get(url)
-    assert r.status_code == 503 and r.json()["detail"] == "database update in progress"
-    journal.unlink()
-    other = tmp_path / "other.db"
-    make_db(other, rows=700, seed=5)
+    assert r.status_code == 200 and r.content == first.content and len(routed) == 1
+    small_db.with_name(small_db.name + "-journal").unlink()
+    other = make_db(tmp_path / "export" / "other.db", rows=1200, seed=5)
     os.replace(other, small_db)
     r = await client.get(url, headers={"If-None-Match": first.headers["etag"]})
-    assert r.status_code == 200 and r.headers["x-db-version"] == look(small_db).version
-    assert r.content != first.content
-    kpis = (await client.get(f"{V1}/kpis")).json()
-    assert kpis["records"] == 700
+    assert r.status_code == 304 and len(routed) == 1
+    # Published (cold cache): the first request after it has the new data, routed.
+    published = await anyio.to_thread.run_sync(publish, api_config)
+    r = await client.get(url, headers={"If-None-Match": first.headers["etag"]})
+    assert r.status_code == 200 and r.headers["x-db-version"] == published.version
+    assert r.content != first.content and len(routed) == 2
+    again = await client.get(url)
+    assert again.content == r.content and len(routed) == 2  # then the fast path again
+    assert (await client.get(f"{V1}/kpis")).json()["records"] == 1200
+    # Published as the hub does, warmed first: the first request after the switch has
+    # the new snapshot from the fast path, not from routing.
+    await anyio.to_thread.run_sync(partial(
+        simulate_export, small_db, ExportMode.REPLACE, rows=1000, seconds=0, seed=6, days=30))
+    publisher = Publisher(api_config, EventLog(None))
+
+    async def warm(snapshot: Published, path: Path) -> None:
+        await anyio.to_thread.run_sync(source.warm, snapshot.version, path)
+
+    publisher.add_before_publish(warm)
+    await publisher.start()
+    outcome = await publisher.publish_export(await anyio.to_thread.run_sync(look, small_db))
+    assert outcome.published is not None, outcome
+    n = len(routed)
+    r = await client.get(url, headers={"If-None-Match": again.headers["etag"]})
+    assert r.status_code == 200 and r.headers["x-db-version"] == outcome.published.version
+    assert len(routed) == n, "the warmed answer went through routing"
+    lines = {ln["line_code"]: ln["records"] for ln in r.json()["lines"]}
+    assert sum(lines.values()) == 1000
+    assert lines == {code: n for code, n in fetch_all(
+        small_db, "SELECT line_code, count(*) FROM production_records GROUP BY line_code")}
 
 
 async def test_an_unexpected_error_is_a_json_500_without_traceback(
@@ -379,7 +483,7 @@ async def test_an_unexpected_error_is_a_json_500_without_traceback(
         def fetch(self, query: Any, if_none_match: str | None = None) -> Any:
             raise RuntimeError("a bug")
 
-    app = create_app(api_config, source=Broken(api_config.db_path))
+    app = create_app(api_config, source=Broken(Store(api_config.store_dir)))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://x") as c:
         r = await c.get(f"{V1}/kpis")

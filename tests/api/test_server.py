@@ -3,11 +3,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +24,26 @@ from fastapi import HTTPException
 
 from api.app import create_app
 from api.cache import VersionedCache
-from api.data import DataSource
 from api.security import check_control, is_loopback, startup_problem
+from core import queries
 from core.config import ApiConfig, Config
 from core.dbfile import look
-from core.state import ServerState, StatusSnapshot
-from tests.api.conftest import V1, LiveServer, api_url, hub_config, running_hub
+from core.erpsim import ExportMode, simulate_export, write_garbage
+from core.eventlog import iso
+from core.state import HubState, ServerState, StatusSnapshot
+from tests.api.conftest import (
+    V1,
+    LiveServer,
+    api_source,
+    api_url,
+    current,
+    events,
+    fetch_all,
+    hub_config,
+    publish,
+    published_config,
+    running_hub,
+)
 from tests.conftest import await_for, free_port, make_config, make_db
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,16 +52,25 @@ REPO = Path(__file__).resolve().parents[2]
 # --- standalone on real uvicorn ---------------------------------------------------------
 
 
-def test_every_route_over_real_http(live: LiveServer, small_db: Path) -> None:
-    version = look(small_db).version
+def test_every_route_over_real_http(live: LiveServer, api_config: Config) -> None:
+    published = current(api_config)
+    version, as_of = published.version, iso(published.as_of)
     with httpx.Client(base_url=live.url + V1, timeout=10) as c:
         for route in ("/items", "/lines", "/records?limit=3", "/summary/daily",
-                      "/summary/items", "/summary/lines", "/defects/pareto", "/kpis"):
+                      "/summary/items", "/summary/lines", "/defects/pareto", "/kpis",
+                      "/records.csv?shift=D"):
             r = c.get(route)
             assert r.status_code == 200, route
             assert r.headers["x-db-version"] == version
-            assert c.get(route, headers={"If-None-Match": r.headers["etag"]}).status_code == 304
-        assert c.get("/health").json()["db"]["available"] is True
+            assert r.headers["x-data-as-of"] == as_of
+            again = c.get(route, headers={"If-None-Match": r.headers["etag"]})
+            assert again.status_code == 304, route
+            assert again.headers["x-db-version"] == version
+            assert again.headers["x-data-as-of"] == as_of
+        health = c.get("/health").json()["db"]
+        assert health["available"] is True and health["exists"] is True
+        assert health["version"] == version
+        assert datetime.fromisoformat(health["as_of"]) == published.as_of
         assert c.get("/records?limit=5000").status_code == 422
         assert c.get("/hub/status").status_code == 503
         csv_bytes = c.get("/records.csv").content
@@ -51,7 +80,7 @@ def test_every_route_over_real_http(live: LiveServer, small_db: Path) -> None:
 
 def test_large_csv_streams_in_pages_over_real_http(tmp_path: Path) -> None:
     db = make_db(tmp_path / "big" / "production_analysis.db", rows=12_000, seed=3)
-    config = make_config(tmp_path, db=db)
+    config = published_config(tmp_path, db)
     with LiveServer(create_app(config)) as live, httpx.Client(timeout=30) as c:
         chunks = 0
         data = b""
@@ -69,11 +98,32 @@ def test_large_csv_streams_in_pages_over_real_http(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_csv_is_cut_off_if_the_file_changes_mid_stream(tmp_path: Path) -> None:
-    """Straight ASGI, so the change lands exactly between two pages."""
+async def test_csv_streams_from_one_snapshot_while_a_new_one_is_published(
+    tmp_path: Path,
+) -> None:
+    """Straight ASGI, so the ERP's new export lands, and is published, exactly between
+    two pages: the stream goes on from its own snapshot (the store keeps the previous
+    one) and completes, all of it the old data; the next request gets the new data."""
     db = make_db(tmp_path / "data" / "production_analysis.db", rows=12_000, seed=4)
-    app = create_app(make_config(tmp_path, db=db))
+    config = await anyio.to_thread.run_sync(published_config, tmp_path, db)
+    assert config.store.keep == 2
+    old = current(config)
+    expected = fetch_all(db, "SELECT record_id, good_qty FROM production_records"
+                             " ORDER BY work_date, record_id")
+    app = create_app(config)
     sent: list[dict[str, Any]] = []
+    switched: list[str] = []
+
+    def new_export() -> str:
+        """Record 11000 changes, then the export is published (pdh check)."""
+        tmp = db.with_name("export.tmp")
+        shutil.copyfile(db, tmp)
+        conn = sqlite3.connect(tmp)
+        conn.execute("UPDATE production_records SET good_qty = -1 WHERE record_id = 11000")
+        conn.commit()
+        conn.close()
+        os.replace(tmp, db)
+        return publish(config).version
 
     async def receive() -> dict[str, Any]:
         await anyio.sleep_forever()
@@ -82,12 +132,7 @@ async def test_csv_is_cut_off_if_the_file_changes_mid_stream(tmp_path: Path) -> 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
         if message["type"] == "http.response.body" and len(sent) == 2:
-            import sqlite3
-
-            conn = sqlite3.connect(db)
-            conn.execute("UPDATE production_records SET good_qty = 0 WHERE record_id = 11000")
-            conn.commit()
-            conn.close()
+            switched.append(await anyio.to_thread.run_sync(new_export))
 
     scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
              "http_version": "1.1", "method": "GET", "scheme": "http",
@@ -96,10 +141,25 @@ async def test_csv_is_cut_off_if_the_file_changes_mid_stream(tmp_path: Path) -> 
              "client": ("127.0.0.1", 5000), "server": ("test", 80)}
     await app(scope, receive, send)
     assert sent[0]["status"] == 200
+    assert dict(sent[0]["headers"])[b"x-db-version"] == old.version.encode()
+    assert switched and switched[0] != old.version  # published while the stream ran
+    assert current(config).version == switched[0]
     bodies = [m for m in sent if m["type"] == "http.response.body"]
-    assert all(m.get("more_body") for m in bodies), "the stream must not look complete"
-    rows = b"".join(m["body"] for m in bodies).count(b"\r\n") - 1
-    assert rows == 5000  # the first page only
+    assert len(bodies) >= 3  # the first page, the pages after the publish, the end
+    assert not bodies[-1].get("more_body"), "the stream did not complete"
+    text = b"".join(m["body"] for m in bodies).decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(int(r["record_id"]), int(r["good_qty"])) for r in rows] == expected  # all old
+    # The next request is the new snapshot's.
+    day = fetch_all(db, "SELECT work_date FROM production_records WHERE record_id = 11000")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://x") as c:
+        r = await c.get(f"{V1}/records.csv",
+                        params={"date_from": day[0][0], "date_to": day[0][0]})
+        assert r.headers["x-db-version"] == switched[0]
+        changed = [row["good_qty"] for row in csv.DictReader(
+            io.StringIO(r.content.decode("utf-8-sig"))) if row["record_id"] == "11000"]
+        assert changed == ["-1"]
 
 
 # --- security ---------------------------------------------------------------------------
@@ -154,12 +214,19 @@ async def test_control_routes_from_another_machine(tmp_path: Path, small_db: Pat
                             headers={"Authorization": "Bearer s3cret"})
             assert r.status_code == 200 and r.json()["auto_mode"] is False
             assert hub.auto_mode is False
+            r = await c.post(f"{V1}/hub/publish", json={"force": True})
+            assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+            r = await c.post(f"{V1}/hub/publish", json={"force": True},
+                             headers={"Authorization": "Bearer s3cret"})
+            assert r.status_code == 409  # allowed; nothing is held back
         no_token = config.model_copy(deep=True)
         no_token.api.token = ""
         app = create_app(no_token, hub=hub)
         remote = httpx.ASGITransport(app=app, client=("198.51.100.20", 40000))
         async with httpx.AsyncClient(transport=remote, base_url="http://hub") as c:
             r = await c.post(f"{V1}/hub/check", headers={"Authorization": "Bearer "})
+            assert r.status_code == 403 and "token" in r.json()["detail"]
+            r = await c.post(f"{V1}/hub/publish", json={"force": True})
             assert r.status_code == 403 and "token" in r.json()["detail"]
 
 
@@ -193,7 +260,11 @@ async def test_hub_routes_over_real_http(tmp_path: Path, small_db: Path) -> None
         status = StatusSnapshot.model_validate(r.json())
         assert status.servers["api"].state is ServerState.RUNNING
         assert status.servers["api"].url == f"http://127.0.0.1:{config.api.port}"
-        assert status.db.version == look(small_db).version
+        assert status.db.version == look(small_db).version  # the ERP's file, as last seen
+        assert status.published is not None and status.held_back is None
+        r = await c.get("/kpis")
+        assert r.headers["x-db-version"] == status.published.version  # what readers get
+        assert r.headers["x-data-as-of"] == iso(status.published.as_of)
         checks = hub.cycles
         r = await c.post("/hub/check")
         assert r.status_code == 202
@@ -213,33 +284,112 @@ async def test_hub_routes_over_real_http(tmp_path: Path, small_db: Path) -> None
         assert r.json()["auto_mode"] is True
         health = (await c.get("/health")).json()
         assert health["hub"] is True and health["db"]["available"] is True
+        assert health["db"]["version"] == status.published.version
 
 
 @pytest.mark.anyio
-async def test_cache_is_warmed_after_each_check(tmp_path: Path, small_db: Path) -> None:
+async def test_publish_anyway_over_real_http(tmp_path: Path, small_db: Path) -> None:
+    """POST /hub/publish: 409 with nothing held back; an export with a third of the
+    records is held back (amber, export_rejected, readers keep the old data) until it is
+    published by force; a damaged export cannot be forced."""
     config = hub_config(tmp_path, small_db)
-    async with running_hub(config) as hub:
-        source = _api_source(hub)
-        await await_for(lambda: len(source.cache) >= 7, 10, message="warm cache")
-        assert source.cache.version == look(small_db).version
-        hits = source.cache.hits
-        async with httpx.AsyncClient(base_url=api_url(config), timeout=10) as c:
-            for url in ("/summary/daily?date_from=2026-03-02&date_to=2026-03-31",
-                        "/kpis?date_from=2026-03-02&date_to=2026-03-31",
-                        "/defects/pareto?date_from=2026-03-02&date_to=2026-03-31",
-                        "/items", "/lines"):
-                assert (await c.get(url)).status_code == 200
-        assert source.cache.hits == hits + 5
+    async with running_hub(config) as hub, httpx.AsyncClient(base_url=api_url(config),
+                                                             timeout=10) as c:
+        served = hub.status().published
+        assert served is not None and served.rows == 2000
+        r = await c.post("/hub/publish", json={"force": True})
+        assert r.status_code == 409
+        assert r.json() == {"detail": "no export is held back: nothing to publish"}
+        for bad in ({"force": False}, {}, {"force": "yes"}):
+            r = await c.post("/hub/publish", json=bad)
+            assert r.status_code == 422, bad
+            assert r.json()["detail"][0]["loc"][0] == "body", bad
+        rejected = len(events(hub, "export_rejected"))
+        await anyio.to_thread.run_sync(partial(
+            simulate_export, small_db, ExportMode.REPLACE, rows=667, seconds=0.0, seed=31,
+            days=30))
+        await await_for(lambda: len(events(hub, "export_rejected")) > rejected
+                        and not hub.busy, 20, message="the small export held back")
+        status = hub.status()
+        assert status.state is HubState.DEGRADED, status
+        assert status.published == served  # the last good snapshot is still served
+        held = status.held_back
+        assert held is not None and held.forceable and held.rows == 667
+        assert "667 production records, 33% of the 2,000" in held.reason, held.reason
+        event = events(hub, "export_rejected")[-1]
+        assert event["reason"] == held.reason and event["forceable"] is True
+        r = await c.get("/kpis")
+        assert r.status_code == 200 and r.json()["records"] == 2000
+        assert r.headers["x-db-version"] == served.version
+        shown = (await c.get("/hub/status")).json()
+        assert shown["state"] == "degraded" and shown["held_back"]["reason"] == held.reason
+        # The engineer knows the drop is real: publish it anyway.
+        r = await c.post("/hub/publish", json={"force": True})
+        assert r.status_code == 200, r.text
+        after = StatusSnapshot.model_validate(r.json())
+        forced = after.published
+        assert forced is not None and forced.forced and forced.rows == 667
+        assert forced.version != served.version and after.held_back is None
+        assert events(hub, "snapshot_published")[-1]["version"] == forced.version
+        assert events(hub, "snapshot_published")[-1]["forced"] is True
+        r = await c.get("/kpis")
+        assert r.status_code == 200 and r.json()["records"] == 667
+        assert r.headers["x-db-version"] == forced.version
+        assert hub.status().state is HubState.HEALTHY
+        # A damaged export is held back too, but no force publishes it.
+        await anyio.to_thread.run_sync(write_garbage, small_db)
+        await await_for(lambda: len(events(hub, "export_rejected")) > rejected + 1
+                        and not hub.busy, 20, message="the garbage held back")
+        held = hub.status().held_back
+        assert held is not None and not held.forceable
+        r = await c.post("/hub/publish", json={"force": True})
+        assert r.status_code == 409
+        assert "cannot be published even by force" in r.json()["detail"], r.json()
+        r = await c.get("/kpis")
+        assert r.json()["records"] == 667 and r.headers["x-db-version"] == forced.version
+        assert hub.status().published == forced
+        assert hub.status().state is HubState.DEGRADED
 
 
-def _api_source(hub: Any) -> DataSource:
-    """The DataSource of the API installed in ``hub`` (found through its warm hook)."""
-    for hook in hub._after_check:
-        cells = [c.cell_contents for c in (hook.__closure__ or ())]
-        for cell in cells:
-            if isinstance(cell, DataSource):
-                return cell
-    raise AssertionError("no API cache hook on the hub")
+def _default_urls(path: Path) -> list[str]:
+    """The default-period views the hub warms (what the dashboard asks for first)."""
+    period = queries.default_filters(queries.date_range(path))
+    assert period.date_from is not None and period.date_to is not None
+    span = f"date_from={period.date_from}&date_to={period.date_to}"
+    return [f"/summary/daily?{span}", f"/kpis?{span}", f"/defects/pareto?{span}",
+            f"/summary/lines?{span}", "/summary/daily", "/kpis", "/items", "/lines"]
+
+
+@pytest.mark.anyio
+async def test_cache_is_warmed_before_each_publish(tmp_path: Path, small_db: Path) -> None:
+    """The first requests after snapshot_published are cache hits (warmed before the
+    switch), for the snapshot at start-up and for the next export."""
+    config = hub_config(tmp_path, small_db)
+    async with running_hub(config) as hub, httpx.AsyncClient(base_url=api_url(config),
+                                                             timeout=10) as c:
+        source = api_source(hub)
+
+        async def all_hits() -> None:
+            published = hub.status().published
+            assert published is not None
+            urls = _default_urls(hub.publisher.store.path_of(published))
+            hits, misses = source.cache.hits, source.cache.misses
+            for url in urls:
+                r = await c.get(url)
+                assert r.status_code == 200, url
+                assert r.headers["x-db-version"] == published.version, url
+            assert source.cache.version == published.version
+            assert (source.cache.hits - hits, source.cache.misses - misses) == (len(urls), 0)
+
+        await all_hits()
+        count = len(events(hub, "snapshot_published"))
+        await anyio.to_thread.run_sync(partial(
+            simulate_export, small_db, ExportMode.REPLACE, rows=1500, seconds=0.0, seed=21,
+            days=20))
+        await await_for(lambda: len(events(hub, "snapshot_published")) > count
+                        and not hub.busy, 20, message="the export published")
+        assert hub.status().published.rows == 1500  # type: ignore[union-attr]
+        await all_hits()
 
 
 @pytest.mark.anyio
@@ -256,15 +406,19 @@ async def test_busy_port_marks_api_failed_and_recovers(tmp_path: Path, small_db:
             api = hub.status().servers["api"]
             assert api.error == (f"API port {port} on 127.0.0.1 is already in use "
                                  "(another program, or another copy of the hub?)")
-            # The rest of the hub goes on: it still checks and heals the file.
-            await await_for(lambda: hub.known_version == look(small_db).version, 10,
-                            message="the hub to check the DB")
+            # The rest of the hub goes on: it still checks, heals and publishes the file.
+            await await_for(lambda: hub.known_version == look(small_db).version
+                            and hub.status().published is not None and not hub.busy, 10,
+                            message="the hub to check and publish the DB")
             assert hub.status().state.value == "degraded"
             blocker.close()
             await await_for(lambda: hub.status().servers["api"].state is ServerState.RUNNING,
                             15, message="the API to bind once the port is free")
             async with httpx.AsyncClient(base_url=api_url(config), timeout=10) as c:
-                assert (await c.get("/kpis")).status_code == 200
+                r = await c.get("/kpis")
+                assert r.status_code == 200
+                published = hub.status().published
+                assert published is not None and r.headers["x-db-version"] == published.version
     finally:
         blocker.close()
     events = [e["event"] for e in hub.events.recent(20)]
@@ -292,11 +446,28 @@ def test_versioned_cache_bounds_and_invalidation() -> None:
     assert cache.invalidations == 2
 
 
+def test_versioned_cache_warms_the_next_version_aside() -> None:
+    cache = VersionedCache()
+    cache.observe("v1")
+    cache.put("v1", "a", b"old")
+    cache.begin("v2")  # a snapshot about to be published
+    cache.put("v2", "a", b"new")
+    assert cache.get("v1", "a") == b"old"  # still serving v1 meanwhile
+    assert cache.get("v2", "a") is None  # not served before it is observed
+    cache.observe("v2")  # the first request after the publish
+    assert cache.get("v2", "a") == b"new" and len(cache) == 1
+    cache.begin("v3")
+    cache.put("v3", "a", b"never published")
+    cache.observe("v4")  # another snapshot was published instead
+    assert len(cache) == 0 and cache.get("v4", "a") is None
+
+
 # --- pdh api, a real child process ------------------------------------------------------
 
 def _pdh(*args: str, config: Config) -> subprocess.Popen[str]:
     toml = config.database.path.parent.parent / "pdh.toml"
-    toml.write_text(f'[log]\ndir = "{config.log_dir}"\n', encoding="utf-8")
+    toml.write_text(f'[log]\ndir = "{config.log_dir}"\n[state]\ndir = "{config.state_dir}"\n'
+                    f'[store]\ndir = "{config.store_dir}"\n', encoding="utf-8")
     return subprocess.Popen(
         [sys.executable, "-m", "agent", *args, "--config", str(toml)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -305,6 +476,8 @@ def _pdh(*args: str, config: Config) -> subprocess.Popen[str]:
 
 
 def test_pdh_api_standalone(tmp_path: Path, small_db: Path) -> None:
+    """pdh api serves what the store's pointer says, switching when another process
+    (pdh check, the agent) publishes; 503 only before anything was published."""
     config = make_config(tmp_path, db=small_db)
     port = free_port()
     proc = _pdh("api", "--db", str(small_db), "--port", str(port), config=config)
@@ -314,19 +487,33 @@ def test_pdh_api_standalone(tmp_path: Path, small_db: Path) -> None:
         assert f"http://127.0.0.1:{port}" in line, line
         base = f"http://127.0.0.1:{port}{V1}"
         r = httpx.get(f"{base}/kpis", timeout=10)
-        assert r.status_code == 200 and r.json()["records"] == 2000
-        assert r.headers["x-db-version"] == look(small_db).version
-        journal = small_db.with_name(small_db.name + "-journal")
-        journal.write_bytes(b"\0" * 512)
+        assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1
+        assert r.json()["detail"].startswith("no data published yet"), r.json()
+        check = _pdh("check", "--db", str(small_db), config=config)
+        out, err = check.communicate(timeout=60)
+        assert check.returncode == 0, out + err
+        first = current(config)
         r = httpx.get(f"{base}/kpis", timeout=10)
-        assert r.status_code == 503 and r.headers["retry-after"]
+        assert r.status_code == 200 and r.json()["records"] == 2000
+        assert r.headers["x-db-version"] == first.version
+        assert r.headers["x-data-as-of"] == iso(first.as_of)
+        journal = small_db.with_name(small_db.name + "-journal")
+        journal.write_bytes(b"\0" * 512)  # the ERP is writing: the snapshot is served
+        r = httpx.get(f"{base}/kpis", timeout=10)
+        assert r.status_code == 200 and r.headers["x-db-version"] == first.version
         journal.unlink()
+        simulate_export(small_db, ExportMode.REPLACE, rows=1500, seconds=0.0, seed=8, days=30)
+        assert httpx.get(f"{base}/kpis", timeout=10).json()["records"] == 2000
+        second = publish(config)  # published by another process than the API's
+        r = httpx.get(f"{base}/kpis", headers={"If-None-Match": r.headers["etag"]}, timeout=10)
+        assert r.status_code == 200 and r.json()["records"] == 1500
+        assert r.headers["x-db-version"] == second.version
         assert httpx.get(f"{base}/hub/status", timeout=10).json() == {
             "detail": "no hub in this process"}
         # A second copy on the same port: a clear message, exit 1.
-        second = _pdh("api", "--db", str(small_db), "--port", str(port), config=config)
-        out, err = second.communicate(timeout=30)
-        assert second.returncode == 1
+        second_api = _pdh("api", "--db", str(small_db), "--port", str(port), config=config)
+        out, err = second_api.communicate(timeout=30)
+        assert second_api.returncode == 1
         assert f"API port {port} on 127.0.0.1 is already in use" in err
         assert "Traceback" not in err
     finally:

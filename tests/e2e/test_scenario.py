@@ -65,7 +65,8 @@ def test_an_export_is_noticed_settled_healed_and_served(hub: HubProcess, page: A
     assert detected and restored and detected[0] < restored[-1], "\n".join(log)
 
     events = hub.events()[seen_events:]
-    assert in_order(["db_change_detected", "db_settled", "indexes_healed"], names(events)), events
+    assert in_order(["db_change_detected", "db_settled", "indexes_healed", "snapshot_published"],
+                    names(events)), events
     assert not {"heal_failed", "db_unreadable"} & set(names(events)), events
     first = {e["event"]: e for e in reversed(events)}  # the first of each name
     waited = event_time(first["db_settled"]) - event_time(first["db_change_detected"])
