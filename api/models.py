@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from core.queries import (
     DailySummary,
@@ -69,7 +69,8 @@ class HealthOut(BaseModel):
 
 class AutoModeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    auto_mode: bool
+    # Strict: 0, 1, "false" or "off" are 422, not read as a boolean.
+    auto_mode: StrictBool = Field(description="a JSON boolean: true or false")
 
 
 class PublishIn(BaseModel):
@@ -80,3 +81,15 @@ class PublishIn(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str
+
+
+class Invalid(BaseModel):
+    type: str = Field(description="what kind of error, e.g. value_error")
+    loc: list[str | int] = Field(description='where: e.g. ["query", "date_to"]')
+    msg: str
+
+
+class InvalidOut(BaseModel):
+    """A 422: FastAPI's own shape, also for the rules checked past parsing."""
+
+    detail: list[Invalid]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 from starlette.types import Send
 
 from api import data
@@ -28,6 +31,7 @@ from api.models import (
     DbHealth,
     ErrorOut,
     HealthOut,
+    InvalidOut,
     ItemsOut,
     ItemSummaryOut,
     LinesOut,
@@ -54,26 +58,81 @@ CodeParam = Annotated[str | None, Query(max_length=64, min_length=1)]
 
 _VERSION_HEADERS = {
     "ETag": {"description": "DB version + query; send back as If-None-Match",
-             "schema": {"type": "string"}},
+             "required": True, "schema": {"type": "string"}},
     "X-DB-Version": {"description": "version of the published snapshot the data came from",
-                     "schema": {"type": "string"}},
+                     "required": True, "schema": {"type": "string"}},
     "X-Data-As-Of": {"description": "when the ERP wrote that export (ISO-8601, UTC)",
-                     "schema": {"type": "string", "format": "date-time"}},
+                     "required": True, "schema": {"type": "string", "format": "date-time"}},
 }
 DATA_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"headers": _VERSION_HEADERS},
-    304: {"description": "Not modified: your copy (If-None-Match) is current",
+    304: {"description": "Not modified: the `If-None-Match` you sent names the current "
+                         "answer (same DB version, same query); no body",
           "headers": _VERSION_HEADERS},
     503: {"model": ErrorOut,
-          "description": "No export has been verified and published yet; retry later",
-          "headers": {"Retry-After": {"description": "seconds",
-                                      "schema": {"type": "integer"}}}},
+          "description": "No export has been verified and published yet; retry after "
+                         "`Retry-After` seconds",
+          "headers": {"Retry-After": {"description": "seconds to wait before retrying",
+                                      "required": True,
+                                      "schema": {"type": "integer", "minimum": 1}}}},
 }
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date(value: object) -> date:
+    """Only ``YYYY-MM-DD``: pydantic's lax ``date`` reads ``0`` or ``86400`` as a Unix
+    time (1970-01-01, 1970-01-02), and ``date.fromisoformat`` takes ``20260301``."""
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise PydanticCustomError("date_format", "must be a calendar date YYYY-MM-DD, got {value}",
+                              {"value": repr(value)})
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]  # the spec still says format: date
+
+FILTER_RULES = (
+    "`date_from` or `date_to` not a calendar date `YYYY-MM-DD` (a number is refused, "
+    "not read as a Unix time)",
+    "`date_to` before `date_from` (the error names `date_to`)",
+    "`shift` other than `D` or `N`; a code (`item_code`, `line_code`, `plant`, "
+    "`item_group`) empty or longer than 64 characters",
+)
+LIMIT_RULE = f"`limit` not a whole number in 1..{MAX_PAGE}"
+ORDER_RULE = "`order` other than `asc` or `desc`"
+SORT_RULE = "`sort` not one of the listed names"
+CURSOR_RULE = ("`cursor` not a `next_cursor` this API returned, or one returned for "
+               "another `order`")
+
+
+def invalid(*rules: str, filters: bool = True) -> dict[int | str, dict[str, Any]]:
+    """The documented 422 of a data route: which values it refuses."""
+    if not filters and not rules:
+        return {422: {"model": InvalidOut,
+                      "description": "Not sent: this route has no parameter to refuse"}}
+    listed = "\n".join(f"- {rule}" for rule in (*(FILTER_RULES if filters else ()), *rules))
+    return {422: {"model": InvalidOut,
+                  "description": "A parameter is refused; `detail[].loc` names it "
+                                 f"(e.g. `[\"query\", \"date_to\"]`). Refused:\n{listed}"}}
+
+
+async def conditional(
+    if_none_match: Annotated[str | None, Header(
+        description="an `ETag` of an earlier answer (or several, or `*`): 304 without a "
+                    "body if it is still the current one")] = None,
+) -> None:
+    """Puts If-None-Match into the spec; the routes (and the fastpath) read the raw header."""
 
 
 async def record_filters(
-    date_from: Annotated[date | None, Query(description="first work_date (YYYY-MM-DD)")] = None,
-    date_to: Annotated[date | None, Query(description="last work_date, inclusive")] = None,
+    date_from: Annotated[IsoDate | None, Query(
+        description="first work_date, inclusive: a calendar date `YYYY-MM-DD`")] = None,
+    date_to: Annotated[IsoDate | None, Query(
+        description="last work_date, inclusive: a calendar date `YYYY-MM-DD`, not before "
+                    "`date_from` (else 422 naming `date_to`)")] = None,
     item_code: CodeParam = None,
     line_code: CodeParam = None,
     shift: Annotated[Literal["D", "N"] | None, Query(description="D day, N night")] = None,
@@ -105,7 +164,8 @@ class CsvResponse(StreamingResponse):
 
 
 def data_router(source: DataSource) -> APIRouter:
-    router = APIRouter(tags=["data"], responses=DATA_RESPONSES)
+    router = APIRouter(tags=["data"], responses=DATA_RESPONSES,
+                       dependencies=[Depends(conditional)])
 
     async def respond(request: Request, query: data.Query) -> Response:
         served = await anyio.to_thread.run_sync(
@@ -117,22 +177,27 @@ def data_router(source: DataSource) -> APIRouter:
             return Response(status_code=304, headers=_headers(served))
         return Response(served.body, media_type="application/json", headers=_headers(served))
 
-    @router.get("/items", response_model=ItemsOut, summary="All items (master data)")
+    @router.get("/items", response_model=ItemsOut, summary="All items (master data)",
+                responses=invalid(filters=False))
     async def get_items(request: Request) -> Response:
         return await respond(request, source.items())
 
-    @router.get("/lines", response_model=LinesOut, summary="All production lines")
+    @router.get("/lines", response_model=LinesOut, summary="All production lines",
+                responses=invalid(filters=False))
     async def get_lines(request: Request) -> Response:
         return await respond(request, source.lines())
 
-    @router.get("/records", response_model=RecordsOut, summary="Production records, paged")
+    @router.get("/records", response_model=RecordsOut, summary="Production records, paged",
+                responses=invalid(LIMIT_RULE, CURSOR_RULE, ORDER_RULE))
     async def get_records(
         request: Request,
         filters: FiltersDep,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-        cursor: Annotated[str | None, Query(max_length=200,
-                                            description="next_cursor of the previous page")
-                          ] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE,
+                                    description=f"page size, 1..{MAX_PAGE}")] = 100,
+        cursor: Annotated[str | None, Query(
+            max_length=200,
+            description="opaque: the `next_cursor` of the previous page as given, with the "
+                        "same `order`; any other value is a 422 naming `cursor`")] = None,
         order: OrderName = "asc",
     ) -> Response:
         return await respond(request, source.records(filters, limit, cursor, order))
@@ -142,7 +207,8 @@ def data_router(source: DataSource) -> APIRouter:
         summary="Production records as CSV (UTF-8 with BOM, for Excel)",
         response_class=CsvResponse,
         responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
-                         "headers": _VERSION_HEADERS}},
+                         "headers": _VERSION_HEADERS},
+                   **invalid(ORDER_RULE)},
     )
     async def get_records_csv(
         request: Request, filters: FiltersDep, order: OrderName = "asc"
@@ -168,39 +234,47 @@ def data_router(source: DataSource) -> APIRouter:
 
         return CsvResponse(body(), media_type="text/csv; charset=utf-8", headers=headers)
 
-    @router.get("/summary/daily", response_model=DailyOut, summary="Totals per work day")
+    @router.get("/summary/daily", response_model=DailyOut, summary="Totals per work day",
+                responses=invalid())
     async def get_summary_daily(request: Request, filters: FiltersDep) -> Response:
         return await respond(request, source.summary_daily(filters))
 
-    @router.get("/summary/items", response_model=ItemSummaryOut, summary="Totals per item")
+    @router.get("/summary/items", response_model=ItemSummaryOut, summary="Totals per item",
+                responses=invalid(LIMIT_RULE, SORT_RULE, ORDER_RULE))
     async def get_summary_items(
         request: Request,
         filters: FiltersDep,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="top N")] = DEFAULT_TOP,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE,
+                                    description=f"top N, 1..{MAX_PAGE}")] = DEFAULT_TOP,
         sort: SortName = "good_qty",
         order: OrderName = "desc",
     ) -> Response:
         return await respond(request, source.summary_items(filters, limit, sort, order))
 
-    @router.get("/summary/lines", response_model=LineSummaryOut, summary="Totals per line")
+    @router.get("/summary/lines", response_model=LineSummaryOut, summary="Totals per line",
+                responses=invalid(LIMIT_RULE, SORT_RULE, ORDER_RULE))
     async def get_summary_lines(
         request: Request,
         filters: FiltersDep,
-        limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
+        limit: Annotated[int | None, Query(
+            ge=1, le=MAX_PAGE, description=f"top N, 1..{MAX_PAGE}; default all")] = None,
         sort: SortName = "code",
         order: OrderName = "asc",
     ) -> Response:
         return await respond(request, source.summary_lines(filters, limit, sort, order))
 
-    @router.get("/defects/pareto", response_model=ParetoOut, summary="Defects by code")
+    @router.get("/defects/pareto", response_model=ParetoOut, summary="Defects by code",
+                responses=invalid(LIMIT_RULE))
     async def get_pareto(
         request: Request,
         filters: FiltersDep,
-        limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
+        limit: Annotated[int | None, Query(
+            ge=1, le=MAX_PAGE, description=f"top N, 1..{MAX_PAGE}; default all")] = None,
     ) -> Response:
         return await respond(request, source.pareto(filters, limit))
 
-    @router.get("/kpis", response_model=Kpis, summary="Totals and rates of a period")
+    @router.get("/kpis", response_model=Kpis, summary="Totals and rates of a period",
+                responses=invalid())
     async def get_kpis(request: Request, filters: FiltersDep) -> Response:
         return await respond(request, source.kpis(filters))
 
@@ -259,9 +333,16 @@ def service_router(source: DataSource, hub: Hub | None, token: str) -> APIRouter
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         return the_hub.status()
 
+    body_errors = {
+        400: {"model": ErrorOut, "description": "the body cannot be read (e.g. not UTF-8)"},
+        422: {"model": InvalidOut,
+              "description": "the body is not JSON, or not exactly `{\"auto_mode\": true}` "
+                             "or `false`: `auto_mode` must be a JSON boolean (`0`, `1`, "
+                             "`\"false\"` are refused, naming `auto_mode`)"},
+    }
+
     @router.put("/hub/auto-mode", response_model=StatusSnapshot, dependencies=guard,
-                responses={**control, 400: {"model": ErrorOut,
-                                            "description": "the body is not JSON"}},
+                responses={**control, **body_errors},
                 summary="Turn automatic healing on or off")
     async def hub_auto_mode(body: AutoModeIn) -> StatusSnapshot:
         the_hub = need_hub()

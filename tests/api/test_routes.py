@@ -222,6 +222,19 @@ async def test_etag_304_and_headers(client: httpx.AsyncClient, api_config: Confi
         ("date_from=2026-13-01", "date_from"),
         ("date_from=yesterday", "date_from"),
         ("date_to=2026-02-30", "date_to"),
+        # Not read as Unix times (pydantic's lax date would: 1970-01-01, 1970-01-02).
+        ("date_to=0", "date_to"),
+        ("date_from=0", "date_from"),
+        ("date_from=86400", "date_from"),
+        ("date_to=1772323200", "date_to"),
+        ("date_from=86400.0", "date_from"),
+        # Only YYYY-MM-DD, no other ISO 8601 spellings.
+        ("date_from=20260301", "date_from"),
+        ("date_from=2026-03-01T00:00:00", "date_from"),
+        ("date_to=2026-W09-1", "date_to"),
+        ("date_from=2026-3-1", "date_from"),
+        ("date_from=%EF%BC%92026-03-01", "date_from"),  # a full-width digit
+        ("date_to=2026-03-01%20", "date_to"),
         ("date_from=2026-03-02&date_to=2026-03-01", "date_to"),
         ("limit=1001", "limit"),
         ("limit=0", "limit"),
@@ -241,6 +254,22 @@ async def test_422_names_the_parameter(client: httpx.AsyncClient, query: str,
     detail = r.json()["detail"]
     assert any(e["loc"] == ["query", param] for e in detail), detail
     assert all(isinstance(e["msg"], str) and e["msg"] for e in detail)
+
+
+async def test_dates_are_iso_calendar_dates_on_every_route(
+    client: httpx.AsyncClient, oracle: Oracle
+) -> None:
+    for route in FILTERED_ROUTES:
+        for param, value in (("date_to", "0"), ("date_from", "0"), ("date_from", "86400")):
+            r = await client.get(f"{V1}{route}", params={param: value})
+            assert r.status_code == 422, (route, param, value)
+            [error] = r.json()["detail"]
+            assert error["loc"] == ["query", param], (route, error)
+            assert "YYYY-MM-DD" in error["msg"] and repr(value) in error["msg"]
+        r = await client.get(f"{V1}{route}", params=MARCH)
+        assert r.status_code == 200, route
+    r = await client.get(f"{V1}/kpis", params=MARCH)
+    assert r.json() == totals(select(oracle, MARCH))
 
 
 async def test_422_on_summaries(client: httpx.AsyncClient) -> None:
@@ -403,7 +432,50 @@ async def test_openapi_is_a_true_spec(client: httpx.AsyncClient) -> None:
     schema = records["responses"]["200"]["content"]["application/json"]["schema"]
     assert schema["$ref"].endswith("/RecordsOut")
     assert "StatusSnapshot" in spec["components"]["schemas"]
+    assert "HTTPValidationError" not in spec["components"]["schemas"]  # one 422 shape
     assert (await client.get("/docs")).status_code == 200
+
+
+def _param(operation: dict[str, Any], name: str) -> dict[str, Any]:
+    [found] = [p for p in operation["parameters"] if p["name"] == name]
+    return found
+
+
+async def test_openapi_states_the_rules_it_enforces(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    paths = spec["paths"]
+    for route in DATA_ROUTES:
+        op = paths[f"{V1}{route}"]["get"]
+        responses = op["responses"]
+        invalid = responses["422"]
+        assert invalid["content"]["application/json"]["schema"]["$ref"].endswith(
+            "/InvalidOut"), route
+        assert responses["503"]["headers"]["Retry-After"]["required"] is True, route
+        assert set(responses["304"]["headers"]) == {"ETag", "X-DB-Version"}, route
+        assert "If-None-Match" in responses["304"]["description"], route
+        assert _param(op, "if-none-match")["in"] == "header", route
+        if route not in FILTERED_ROUTES:
+            continue
+        assert "`date_to` before `date_from`" in invalid["description"], route
+        for name in ("date_from", "date_to"):
+            date_param = _param(op, name)
+            assert {"type": "string", "format": "date"} in date_param["schema"]["anyOf"]
+            assert "YYYY-MM-DD" in date_param["description"], (route, name)
+        assert "not before `date_from`" in _param(op, "date_to")["description"]
+        if any(p["name"] == "limit" for p in op["parameters"]):
+            limit = _param(op, "limit")
+            bounds = limit["schema"].get("anyOf", [limit["schema"]])[0]
+            assert (bounds["minimum"], bounds["maximum"]) == (1, 1000), route
+            assert "1..1000" in limit["description"] and "`limit`" in invalid["description"]
+    records = paths[f"{V1}/records"]["get"]
+    cursor = _param(records, "cursor")["description"]
+    assert "opaque" in cursor and "`next_cursor`" in cursor
+    assert "`cursor` not a `next_cursor`" in records["responses"]["422"]["description"]
+    auto = paths[f"{V1}/hub/auto-mode"]["put"]
+    assert "JSON boolean" in auto["responses"]["422"]["description"]
+    body = spec["components"]["schemas"]["AutoModeIn"]
+    assert body["properties"]["auto_mode"]["type"] == "boolean"
+    assert body["required"] == ["auto_mode"] and body["additionalProperties"] is False
 
 
 async def test_repeated_urls_skip_routing_but_not_the_freshness_checks(

@@ -270,8 +270,20 @@ async def test_hub_routes_over_real_http(tmp_path: Path, small_db: Path) -> None
         assert r.status_code == 202
         StatusSnapshot.model_validate(r.json())
         await await_for(lambda: hub.cycles > checks, 10, message="the check to run")
+        # Only JSON booleans: nothing else is taken as one (it would switch auto mode off).
+        assert hub.auto_mode is True
+        for bad in (0, "false", "False", "off", "0", "", None, [], {}):
+            r = await c.put("/hub/auto-mode", json={"auto_mode": bad})
+            assert r.status_code == 422, bad
+            assert [e["loc"] for e in r.json()["detail"]] == [["body", "auto_mode"]], bad
+        assert hub.auto_mode is True
         r = await c.put("/hub/auto-mode", json={"auto_mode": False})
         assert r.status_code == 200 and r.json()["auto_mode"] is False
+        assert hub.auto_mode is False
+        for bad in (1, "true", "on", 1.0):
+            r = await c.put("/hub/auto-mode", json={"auto_mode": bad})
+            assert r.status_code == 422, bad
+            assert [e["loc"] for e in r.json()["detail"]] == [["body", "auto_mode"]], bad
         assert hub.auto_mode is False
         for bad in ({"auto_mode": "maybe"}, {}, {"auto_mode": True, "extra": 1}):
             r = await c.put("/hub/auto-mode", json=bad)
