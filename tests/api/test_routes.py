@@ -7,7 +7,7 @@ import io
 import os
 import shutil
 from collections.abc import Hashable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from core.erpsim import ExportMode, simulate_export
 from core.eventlog import EventLog, iso
 from core.publisher import Publisher
 from core.store import Published, Store
-from tests.api.conftest import V1, current, fetch_all, publish
+from tests.api.conftest import V1, current, fetch_all, publish, published_config
 from tests.api.oracle import Oracle, group, pareto, totals
 from tests.conftest import make_config, make_db
 
@@ -214,6 +214,27 @@ async def test_etag_304_and_headers(client: httpx.AsyncClient, api_config: Confi
     a = (await client.get(f"{V1}/kpis", params={"shift": "D"})).headers["etag"]
     b = (await client.get(f"{V1}/kpis", params={"shift": "N"})).headers["etag"]
     assert a != b
+
+
+@pytest.mark.parametrize("in_place", [
+    False,
+    pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=(
+        "product bug: with [heal] in_place (the default) the ERP's file is healed before "
+        "it is copied, and the snapshot's as_of is the file's mtime after that heal: "
+        "X-Data-As-Of says when the hub healed, not when the ERP wrote the export"))),
+])
+async def test_data_as_of_is_when_the_erp_wrote_the_export(
+    tmp_path: Path, small_db: Path, in_place: bool
+) -> None:
+    erp_wrote = datetime(2026, 3, 31, 22, 0, tzinfo=UTC)
+    os.utime(small_db, (erp_wrote.timestamp(), erp_wrote.timestamp()))
+    config = await anyio.to_thread.run_sync(
+        partial(published_config, tmp_path, small_db, heal={"in_place": in_place}))
+    transport = httpx.ASGITransport(app=create_app(config))
+    async with httpx.AsyncClient(transport=transport, base_url="http://x") as c:
+        r = await c.get(f"{V1}/kpis")
+    assert r.status_code == 200
+    assert r.headers["x-data-as-of"] == iso(erp_wrote)
 
 
 @pytest.mark.parametrize(
@@ -451,7 +472,8 @@ async def test_openapi_states_the_rules_it_enforces(client: httpx.AsyncClient) -
         assert invalid["content"]["application/json"]["schema"]["$ref"].endswith(
             "/InvalidOut"), route
         assert responses["503"]["headers"]["Retry-After"]["required"] is True, route
-        assert set(responses["304"]["headers"]) == {"ETag", "X-DB-Version"}, route
+        assert set(responses["304"]["headers"]) == {"ETag", "X-DB-Version",
+                                                    "X-Data-As-Of"}, route
         assert "If-None-Match" in responses["304"]["description"], route
         assert _param(op, "if-none-match")["in"] == "header", route
         if route not in FILTERED_ROUTES:

@@ -66,9 +66,10 @@ def test_schemathesis_finds_nothing(tmp_path: Path, small_db: Path) -> None:
     thread.start()
     runs: dict[str, subprocess.Popen[str]] = {}
     try:
-        wait_for(lambda: hub.known_version and "api" in hub.status().servers
+        wait_for(lambda: hub.known_version and hub.status().published is not None
+                 and "api" in hub.status().servers
                  and hub.status().servers["api"].state is ServerState.RUNNING, 20,
-                 message="hub with the API")
+                 message="hub with the API, serving a published snapshot")
         url = f"http://127.0.0.1:{config.api.port}/openapi.json"
         seeds = {"fixed": FIXED_SEED, "random": random.SystemRandom().getrandbits(64)}
         deadline = time.monotonic() + BUDGET
@@ -89,6 +90,8 @@ def test_schemathesis_finds_nothing(tmp_path: Path, small_db: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()  # a run left unread after a failure: no leaked pipe
         hub.channel.shutdown()
         thread.join(15)
     assert not thread.is_alive()
