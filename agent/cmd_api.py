@@ -1,7 +1,8 @@
 """``pdh api``: the data API alone, with no hub (no watching, no healing).
 
-Data answers carry the file's version from :func:`core.dbfile.look`; 503 while a
-``-journal`` exists or the file is missing or unreadable. ``/hub/...`` answers 503.
+It serves the snapshot the store's pointer names (published by a running agent or by
+``pdh check``) and follows the pointer on every request; 503 until something has been
+published. ``/hub/...`` answers 503.
 """
 
 from __future__ import annotations

@@ -76,6 +76,8 @@ class AutoModeIn(BaseModel):
 class PublishIn(BaseModel):
     """``{"force": true}``: the engineer accepts the held-back export."""
 
+    model_config = ConfigDict(extra="forbid")
+
     force: Literal[True] = Field(description="must be true: publish despite the failed check")
 
 

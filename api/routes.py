@@ -42,7 +42,7 @@ from api.models import (
 )
 from api.security import control_dependency
 from core.publisher import PublishRefused
-from core.queries import MAX_PAGE, DataChanged, DataUnavailable, Filters, Kpis
+from core.queries import MAX_PAGE, DataUnavailable, Filters, Kpis
 from core.state import StatusSnapshot
 
 if TYPE_CHECKING:
@@ -153,13 +153,14 @@ def _headers(served: Served | CsvStart) -> dict[str, str]:
 
 
 class CsvResponse(StreamingResponse):
-    """A CSV stream that stops, visibly broken, if the file changes mid-export: the
-    client gets a truncated transfer error, never a CSV that mixes two files."""
+    """A CSV stream from one snapshot; if that snapshot cannot be read any more (deleted by
+    hand, a disk error), it stops visibly broken: the client gets a truncated transfer,
+    never a CSV that looks complete."""
 
     async def stream_response(self, send: Send) -> None:
         try:
             await super().stream_response(send)
-        except (DataChanged, DataUnavailable) as exc:
+        except DataUnavailable as exc:
             log.warning("CSV export cut off: %s", exc)  # no final chunk: the client sees it
 
 
@@ -319,11 +320,21 @@ def service_router(source: DataSource, hub: Hub | None, token: str) -> APIRouter
         the_hub.check_now()
         return the_hub.status()
 
+    body_errors = {
+        400: {"model": ErrorOut, "description": "the body cannot be read (e.g. not UTF-8)"},
+        422: {"model": InvalidOut,
+              "description": "the body is not JSON, or not exactly `{\"auto_mode\": true}` "
+                             "or `false`: `auto_mode` must be a JSON boolean (`0`, `1`, "
+                             "`\"false\"` are refused, naming `auto_mode`)"},
+    }
+
     @router.post("/hub/publish", response_model=StatusSnapshot, dependencies=guard,
                  responses={**control, 409: {"model": ErrorOut, "description": (
                      "nothing is held back, or the held-back export cannot be published "
                      "(a damaged file); the detail says which")},
-                     422: {"description": "the body is not {\"force\": true}"}},
+                     400: body_errors[400],
+                     422: {"model": InvalidOut,
+                           "description": "the body is not exactly `{\"force\": true}`"}},
                  summary="Publish the held-back export anyway (it failed verification)")
     async def hub_publish(body: PublishIn) -> StatusSnapshot:
         the_hub = need_hub()
@@ -332,14 +343,6 @@ def service_router(source: DataSource, hub: Hub | None, token: str) -> APIRouter
         except PublishRefused as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         return the_hub.status()
-
-    body_errors = {
-        400: {"model": ErrorOut, "description": "the body cannot be read (e.g. not UTF-8)"},
-        422: {"model": InvalidOut,
-              "description": "the body is not JSON, or not exactly `{\"auto_mode\": true}` "
-                             "or `false`: `auto_mode` must be a JSON boolean (`0`, `1`, "
-                             "`\"false\"` are refused, naming `auto_mode`)"},
-    }
 
     @router.put("/hub/auto-mode", response_model=StatusSnapshot, dependencies=guard,
                 responses={**control, **body_errors},

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 
 from core.config import Config
-from core.dbfile import look
+from core.dbfile import DbLook, look
 from core.errors import DbBusy, DbChanged, DbMissing, DbReadOnly, DbUnreadable
 from core.eventlog import EventLog, EventName
 from core.heal import HealReport, check_readable, heal
@@ -35,6 +35,7 @@ def check_once(config: Config, *, heal_it: bool = True) -> dict[str, Any]:
                 "summary": f"problem: {exc}"}
 
     report: HealReport | None = None
+    written = look(path)  # as the ERP left it: its mtime is the data's "as of"
     try:
         if heal_it and not config.heal.in_place:
             check_readable(path)
@@ -46,13 +47,13 @@ def check_once(config: Config, *, heal_it: bool = True) -> dict[str, Any]:
     except DbUnreadable as exc:
         events.emit(EventName.DB_UNREADABLE, error=str(exc))
         if heal_it:
-            return _publish(config, events, {**failed(exc)})
+            return _publish(config, events, {**failed(exc)}, written)
         return failed(exc)
     except (DbBusy, DbChanged, DbReadOnly, sqlite3.Error, OSError) as exc:
         if not heal_it:
             return failed(exc)
         events.emit(EventName.HEAL_FAILED, error=str(exc))
-        return _publish(config, events, failed(exc))  # the copy is healed instead
+        return _publish(config, events, failed(exc), written)  # the copy is healed instead
     if report is not None:
         problems = report.problems
         out.update(ok=not problems, result=report.result, healed=report.healed,
@@ -76,10 +77,11 @@ def check_once(config: Config, *, heal_it: bool = True) -> dict[str, Any]:
         out.update(ok=True, result="ok", summary="ok: the ERP's file is not healed in place")
     if not heal_it:
         return out
-    return _publish(config, events, out)
+    return _publish(config, events, out, written)
 
 
-def _publish(config: Config, events: EventLog, out: dict[str, Any]) -> dict[str, Any]:
+def _publish(config: Config, events: EventLog, out: dict[str, Any],
+             written: DbLook) -> dict[str, Any]:
     """Publish the file as it is now, unless the store already serves (or rejected) it."""
 
     async def run() -> tuple[Outcome | None, Publisher]:
@@ -88,7 +90,7 @@ def _publish(config: Config, events: EventLog, out: dict[str, Any]) -> dict[str,
         current = await anyio.to_thread.run_sync(look, config.db_path)
         if publisher.published and publisher.published.source_version == current.version:
             return None, publisher
-        return await publisher.publish_export(current), publisher
+        return await publisher.publish_export(current, written=written), publisher
 
     try:
         outcome, publisher = anyio.run(run, backend="asyncio")

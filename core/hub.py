@@ -500,7 +500,7 @@ class Hub:
         self._known_version = after.version
         self._problem = None
         if new:
-            await self._snapshot(after)
+            await self._snapshot(after, written=settled)
         self._set(Activity.IDLE)
         await self._save()
 
@@ -531,10 +531,10 @@ class Hub:
             message = "all indexes in place"
         self._set(message=message)
 
-    async def _snapshot(self, settled: DbLook) -> None:
+    async def _snapshot(self, settled: DbLook, *, written: DbLook) -> None:
         self._set(Activity.CHECKING, "copying and verifying the export")
         try:
-            outcome: Outcome = await self.publisher.publish_export(settled)
+            outcome: Outcome = await self.publisher.publish_export(settled, written=written)
         except DbChanged as exc:
             log.info("%s; waiting for it to settle again", exc)
             self._known_version = ""

@@ -72,25 +72,28 @@ class Publisher:
             self.store_error = str(exc)
             log.error("%s", exc)
 
-    async def publish_export(self, expected: DbLook) -> Outcome:
-        """Copy, verify, prepare and publish the settled ``expected`` export.
+    async def publish_export(self, expected: DbLook, *, written: DbLook | None = None
+                             ) -> Outcome:
+        """Copy, verify, prepare and publish the settled ``expected`` export; ``written``
+        is the look as the ERP left it (before an in-place heal), for ``as_of``.
 
         Raises DbChanged (settle again), DbMissing; everything about the export itself
         or the store ends in the :class:`Outcome`.
         """
         cfg = self.config
+        as_of = _mtime(written or expected)
         last_rows = self.published.rows if self.published is not None else None
         dest = await anyio.to_thread.run_sync(self.store.new_copy_path, utcnow())
         try:
             copy = await anyio.to_thread.run_sync(lambda: make_copy(
                 self.config.db_path, dest, cfg.heal, expected=expected,
                 check_space=self.store.check_space, last_rows=last_rows,
-                min_row_ratio=cfg.verify.min_row_ratio,
+                min_row_ratio=cfg.verify.min_row_ratio, as_of=as_of,
             ))
         except ExportRejected as exc:
             held = HeldBack(
                 at=utcnow(), reason=exc.reason, version=expected.version,
-                as_of=_mtime(expected), rows=exc.rows, forceable=exc.forceable,
+                as_of=as_of, rows=exc.rows, forceable=exc.forceable,
             )
             held = await anyio.to_thread.run_sync(self.store.hold, dest, held)
             self.held_back = held

@@ -11,7 +11,6 @@ Exceptions::
 
     QueryError
     ├── DataUnavailable   the file is missing, unreadable, locked or being written (503)
-    ├── DataChanged       the file changed while a query ran (retry, then 503)
     └── InvalidQuery      a bad filter, sort or cursor; ``param`` names it (422)
 """
 
@@ -37,7 +36,6 @@ __all__ = [
     "SHIFTS",
     "SORTS",
     "DailySummary",
-    "DataChanged",
     "DataUnavailable",
     "DateRange",
     "DefectShare",
@@ -102,10 +100,6 @@ class DataUnavailable(QueryError):
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
-
-
-class DataChanged(QueryError):
-    """The file changed while a query ran: the answer may mix two versions."""
 
 
 class InvalidQuery(QueryError, ValueError):

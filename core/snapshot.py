@@ -186,9 +186,12 @@ def make_copy(
     check_space: Callable[[int], None],
     last_rows: int | None,
     min_row_ratio: float,
+    as_of: datetime | None = None,
 ) -> Copy:
     """Copy, verify and prepare one settled export of ``source`` at ``dest``.
 
+    ``as_of`` is when the ERP wrote the export (default: the file's mtime; after an
+    in-place heal that is the heal's time, so the hub passes the settled look's).
     Raises DbChanged if the file is not the settled one any more (settle again),
     ExportRejected (the copy is left at ``dest`` when there is one, for the store to
     hold), StoreError; DbMissing/DbUnreadable for a file that is gone or not whole.
@@ -208,7 +211,7 @@ def make_copy(
     ):
         dest.unlink(missing_ok=True)
         raise DbChanged(f"{source.name} changed while it was copied")
-    as_of = datetime.fromtimestamp(before.main.mtime_ns / 1e9, UTC)
+    as_of = as_of or datetime.fromtimestamp(before.main.mtime_ns / 1e9, UTC)
     rows = verify(dest, cfg.indexes, last_rows=last_rows, min_row_ratio=min_row_ratio)
     try:
         prepare(dest, cfg)

@@ -108,7 +108,7 @@ class Store:
     def __init__(self, root: Path, keep: int = 2) -> None:
         self.root = root
         self.keep = keep
-        self._cached: tuple[tuple[int, int], Published | None] | None = None
+        self._cached: tuple[tuple[int, int, int], Published | None] | None = None
 
     @property
     def pointer(self) -> Path:
@@ -134,7 +134,7 @@ class Store:
             st = self.pointer.stat()
         except OSError:
             return None
-        key = (st.st_mtime_ns, st.st_size)
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)  # os.replace gives a new inode
         if self._cached is not None and self._cached[0] == key:
             return self._cached[1]
         published = _read_model(self.pointer, Published)

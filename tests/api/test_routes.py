@@ -216,13 +216,7 @@ async def test_etag_304_and_headers(client: httpx.AsyncClient, api_config: Confi
     assert a != b
 
 
-@pytest.mark.parametrize("in_place", [
-    False,
-    pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=(
-        "product bug: with [heal] in_place (the default) the ERP's file is healed before "
-        "it is copied, and the snapshot's as_of is the file's mtime after that heal: "
-        "X-Data-As-Of says when the hub healed, not when the ERP wrote the export"))),
-])
+@pytest.mark.parametrize("in_place", [False, True])
 async def test_data_as_of_is_when_the_erp_wrote_the_export(
     tmp_path: Path, small_db: Path, in_place: bool
 ) -> None:
