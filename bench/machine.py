@@ -26,3 +26,15 @@ def describe() -> str:
         f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
         f"{datetime.now().astimezone().isoformat(timespec='seconds')}"
     )
+
+
+def loadavg() -> str:
+    """The 1-, 5- and 15-minute load averages (``/proc/loadavg``), or "n/a"."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as fh:
+            return " ".join(fh.read().split()[:3])
+    except OSError:
+        try:
+            return " ".join(f"{x:.2f}" for x in os.getloadavg())
+        except (AttributeError, OSError):
+            return "n/a"

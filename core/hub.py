@@ -38,7 +38,6 @@ from core.state import (
     load_state,
     save_state,
 )
-from core.store import HeldBack
 from core.watcher import watch_db
 
 log = logging.getLogger(__name__)
@@ -565,17 +564,9 @@ class Hub:
             log.error("database unreadable: %s", error)
         self._problem = ("unreadable", error)
         if new or self.publisher.held_back is None:
-            await self._hold_unreadable(settled, error)
+            await self.publisher.hold(settled, error)
         self._set(Activity.IDLE, error)
         self._save_soon()
-
-    async def _hold_unreadable(self, settled: DbLook, error: str) -> None:
-        held = HeldBack(at=utcnow(), reason=error, version=settled.version)
-        held = await anyio.to_thread.run_sync(self.publisher.store.hold, None, held)
-        if self.publisher.held_back is None or self.publisher.held_back.reason != error:
-            self.events.emit(EventName.EXPORT_REJECTED, reason=error, version=settled.version,
-                             forceable=False)
-        self.publisher.held_back = held
 
     def _fail(self, started: datetime, error: str, version: str) -> None:
         self._last_check = CheckResult(

@@ -91,16 +91,8 @@ class Publisher:
                 min_row_ratio=cfg.verify.min_row_ratio, as_of=as_of,
             ))
         except ExportRejected as exc:
-            held = HeldBack(
-                at=utcnow(), reason=exc.reason, version=expected.version,
-                as_of=as_of, rows=exc.rows, forceable=exc.forceable,
-            )
-            held = await anyio.to_thread.run_sync(self.store.hold, dest, held)
-            self.held_back = held
-            self.store_error = None
-            self.events.emit(EventName.EXPORT_REJECTED, reason=exc.reason,
-                             version=expected.version, forceable=held.forceable)
-            log.error("export held back, still serving the last good data: %s", exc.reason)
+            held = await self.hold(expected, exc.reason, copy=dest, as_of=as_of, rows=exc.rows,
+                                   forceable=exc.forceable)
             return Outcome(held_back=held)
         except StoreError as exc:
             await anyio.to_thread.run_sync(lambda: dest.unlink(missing_ok=True))
@@ -117,6 +109,23 @@ class Publisher:
             started=copy.seconds,
         )
         return Outcome(published=published)
+
+    async def hold(self, export: DbLook, reason: str, *, copy: Path | None = None,
+                   as_of: datetime | None = None, rows: int | None = None,
+                   forceable: bool = False) -> HeldBack:
+        """Hold ``export`` back (its copy, if one was made, kept in the store); readers
+        keep the last good snapshot. The event is emitted once per reason."""
+        held = HeldBack(at=utcnow(), reason=reason, version=export.version, as_of=as_of,
+                        rows=rows, forceable=forceable)
+        held = await anyio.to_thread.run_sync(self.store.hold, copy, held)
+        if self.held_back is None or (self.held_back.reason, self.held_back.version) != (
+                reason, export.version):
+            self.events.emit(EventName.EXPORT_REJECTED, reason=reason, version=export.version,
+                             forceable=held.forceable)
+            log.error("export held back, still serving the last good data: %s", reason)
+        self.held_back = held
+        self.store_error = None
+        return held
 
     async def publish_held(self) -> Published:
         """"Publish anyway": publish the held-back export; PublishRefused says why not."""

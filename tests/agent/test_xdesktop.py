@@ -89,13 +89,13 @@ def test_gtk_tray_colours_toasts_menu_and_quit(tmp_path: Path, small_db: Path,
         assert desktop.notifications()[0]["app_name"] == "Production Data Hub"
 
         small_db.unlink()  # the ERP's delete-then-write, first half
-        desktop.wait_tray_state(HubState.ERROR)
+        desktop.wait_tray_state(HubState.DEGRADED)  # amber: the last snapshot is served
         wait_for(lambda: "Database missing" in bodies(), message="the missing toast")
 
         shutil.copyfile(spare, small_db)  # a good file again
         desktop.wait_tray_state(HubState.HEALTHY)
         small_db.unlink()  # and missing again within the minute
-        desktop.wait_tray_state(HubState.ERROR)
+        desktop.wait_tray_state(HubState.DEGRADED)
         wait_for(lambda: [e["event"] for e in read_events(tmp_path / "logs" / "events.jsonl")]
                  .count("db_missing") == 2, message="the second db_missing event")
         time.sleep(0.5)  # a toast, were there one, is sent within milliseconds of the event
