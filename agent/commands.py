@@ -226,6 +226,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"database:         {loaded.config.db_path}")
     print(f"auto mode:        {'on' if data.get('auto_mode', True) else 'off'}")
     print(f"last DB update:   {data.get('last_db_update') or '-'}")
+    published = data.get("published")
+    if published:
+        forced = ", published anyway" if published.get("forced") else ""
+        print(f"data served:      as of {published['as_of']}, {published['rows']:,} records "
+              f"(snapshot {published['version']}{forced})")
+    else:
+        print("data served:      nothing published yet")
+    held = data.get("held_back")
+    if held:
+        print(f"held back:        {held['at']}: {held['reason']}")
     if check:
         healed = ", ".join(check.get("healed") or []) or "-"
         print(f"last index check: {check['at']} {check['result']} (healed: {healed})")

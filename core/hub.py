@@ -606,6 +606,13 @@ class Hub:
 
 
 def status_from_disk(config: Config) -> dict[str, Any]:
-    """What ``pdh status`` shows when no agent answers: the persisted state."""
-    saved = load_state(config.state_file)
-    return saved.model_dump(mode="json")
+    """What ``pdh status`` shows when no agent answers: the persisted state, and what the
+    snapshot store serves and holds back."""
+    from core.store import Store
+
+    saved = load_state(config.state_file).model_dump(mode="json")
+    store = Store(config.store_dir, config.store.keep)
+    published, held = store.current(), store.held_back()
+    saved["published"] = published.model_dump(mode="json") if published else None
+    saved["held_back"] = held.model_dump(mode="json") if held else None
+    return saved

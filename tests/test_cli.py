@@ -55,6 +55,38 @@ def test_demo_db_and_erp_sim(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "positive" in bad.stderr
 
 
+def test_check_holds_back_and_publish_force_publishes(tmp_path: Path, small_db: Path) -> None:
+    from core.erpsim import ExportMode, simulate_export, write_garbage
+
+    cfg = write_config(tmp_path, small_db)
+    first = pdh("check", "--config", str(cfg), "--json")
+    assert first.returncode == 0, first.stderr
+    data = json.loads(first.stdout)
+    assert data["publish"] == "published" and data["published"]["rows"] == 2000
+    again = json.loads(pdh("check", "--config", str(cfg), "--json").stdout)
+    assert again["publish"] == "unchanged"
+
+    simulate_export(small_db, ExportMode.REPLACE, rows=500, seconds=0.0, seed=4, days=20)
+    held = pdh("check", "--config", str(cfg))
+    assert held.returncode == 1
+    assert "export held back" in held.stdout and "pdh publish --force" in held.stdout
+    text = pdh("status", "--config", str(cfg)).stdout
+    assert "2,000 records" in text and "held back:" in text and "500 production" in text
+
+    assert pdh("publish", "--config", str(cfg)).returncode == 2  # --force is required
+    forced = pdh("publish", "--force", "--config", str(cfg))
+    assert forced.returncode == 0, forced.stderr
+    assert "published 500 records" in forced.stdout
+    text = pdh("status", "--config", str(cfg)).stdout
+    assert "500 records" in text and "published anyway" in text and "held back:" not in text
+
+    write_garbage(small_db)
+    bad = pdh("check", "--config", str(cfg), "--json")
+    assert bad.returncode == 1 and json.loads(bad.stdout)["publish"] == "held_back"
+    refused = pdh("publish", "--force", "--config", str(cfg))
+    assert refused.returncode == 1 and "cannot be published even by force" in refused.stderr
+
+
 def test_check_exit_codes_and_json(tmp_path: Path, small_db: Path) -> None:
     cfg = write_config(tmp_path, small_db)
     inspect = pdh("check", "--config", str(cfg), "--no-heal", "--json")
@@ -151,6 +183,7 @@ def test_status_asks_the_running_agent_then_falls_back(tmp_path: Path, small_db:
         text = pdh("status", "--config", str(cfg)).stdout
         assert "from:             running agent" in text
         assert f"api:              running http://127.0.0.1:{port}" in text
+        assert "data served:      as of " in text and "2,000 records" in text
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
     finally:
