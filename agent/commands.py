@@ -81,12 +81,12 @@ def _register_check(sub: Any, common: argparse.ArgumentParser) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     import json
 
-    from agent.instance import AlreadyRunning, InstanceInfo, InstanceLock, instance_key
+    from agent.instance import AlreadyRunning, InstanceInfo
     from core.checkonce import check_once
 
     loaded = _load(args)
     config = loaded.config
-    lock = InstanceLock(config.state_dir, instance_key(loaded.source, config.db_path))
+    lock = _store_lock(loaded)
     try:
         lock.acquire(InstanceInfo(pid=os.getpid()), wait_info_s=0.5)
     except AlreadyRunning as exc:
@@ -121,13 +121,13 @@ def _register_publish(sub: Any, common: argparse.ArgumentParser) -> None:
 def cmd_publish(args: argparse.Namespace) -> int:
     import anyio
 
-    from agent.instance import AlreadyRunning, InstanceInfo, InstanceLock, instance_key
+    from agent.instance import AlreadyRunning, InstanceInfo
     from core.eventlog import EventLog
     from core.publisher import Publisher, PublishRefused
 
     loaded = _load(args)
     config = loaded.config
-    lock = InstanceLock(config.state_dir, instance_key(loaded.source, config.db_path))
+    lock = _store_lock(loaded)
     try:
         lock.acquire(InstanceInfo(pid=os.getpid()), wait_info_s=0.5)
     except AlreadyRunning:
@@ -156,6 +156,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
             print(f"pdh: not published: {exc}", file=sys.stderr)
             return 1
     return 0
+
+
+def _store_lock(loaded: Any) -> Any:
+    """The running agent's own lock: whoever holds it is the one writer of the store."""
+    from agent.instance import InstanceLock, instance_key
+
+    config = loaded.config
+    return InstanceLock(config.state_dir, instance_key(loaded.source, config.db_path))
 
 
 def _ask_agent(config: Any, method: str, route: str,
@@ -236,6 +244,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     held = data.get("held_back")
     if held:
         print(f"held back:        {held['at']}: {held['reason']}")
+    fresh = data.get("freshness") or {}
+    if fresh.get("message"):
+        print(f"freshness:        {fresh['state']}: {fresh['message']}")
+    elif fresh.get("expected_by"):
+        print(f"next export by:   {fresh['expected_by']}")
     if check:
         healed = ", ".join(check.get("healed") or []) or "-"
         print(f"last index check: {check['at']} {check['result']} (healed: {healed})")
@@ -251,6 +264,38 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_alert_test(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("alert-test", parents=[common],
+                       help="send a test alert to every configured alert channel")
+    p.set_defaults(handler=cmd_alert_test)
+
+
+def cmd_alert_test(args: argparse.Namespace) -> int:
+    """One test alert to each webhook and the email of ``[alerts]``: a line per channel,
+    exit 0 if all got it, 1 if some did not, 2 if none is configured."""
+    import anyio
+
+    from agent.tray_texts import resolve_language
+    from core.alerts import channels_of, send_test
+
+    loaded = _load(args)
+    config = loaded.config
+    if not channels_of(config.alerts):
+        where = loaded.source or "the built-in defaults (no config file found)"
+        print(f"pdh: no alert channel is configured in {where}; add an [[alerts.webhook]] "
+              "with a url, or an [alerts.email] section", file=sys.stderr)
+        return 2
+
+    async def run() -> dict[str, str | None]:
+        return await send_test(config.alerts, language=resolve_language(config.ui.language),
+                               db=str(config.db_path))
+
+    results = anyio.run(run, backend="asyncio")
+    for name, error in results.items():
+        print(f"{name}: {'ok' if error is None else error}")
+    return 0 if all(error is None for error in results.values()) else 1
+
+
 def _load(args: argparse.Namespace) -> Any:
     from agent.cli import load
 
@@ -262,5 +307,5 @@ from agent.cmd_api import register as _register_api  # noqa: E402  (cheap module
 from agent.cmd_dashboard import register as _register_dashboard  # noqa: E402
 
 EXTRA_COMMANDS.extend([_register_check, _register_publish, _register_status, _register_api,
-                       _register_dashboard])
+                       _register_dashboard, _register_alert_test])
 EXTRA_COMMANDS.extend(_AGENT_COMMANDS)

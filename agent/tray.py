@@ -121,6 +121,8 @@ def tooltip_text(snapshot: StatusSnapshot | None, lang: Language, *,
                  if published is not None else t(lang, "no_data"))
     if snapshot.held_back is not None:
         lines.append(t(lang, "held_back"))
+    if snapshot.freshness.problem:
+        lines.append(t(lang, snapshot.freshness.state))
     lines.append(t(lang, "last_update", at=_when(snapshot.last_db_update, lang, now, tz)))
     check = snapshot.last_check
     if check is None:

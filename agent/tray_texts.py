@@ -5,15 +5,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import locale
-import os
-from collections.abc import Mapping
-from typing import Literal
-
+from core.language import Language, resolve_language, system_language
 from core.state import HubState
 
-Language = Literal["ko", "en"]
+__all__ = ["Language", "resolve_language", "system_language", "t"]
 
 APP_TITLE = {"ko": "생산 데이터 허브", "en": "Production Data Hub"}
 
@@ -68,6 +63,8 @@ TEXT: dict[str, dict[str, str]] = {
         "data_as_of": "데이터 기준: {at}",
         "no_data": "게시된 데이터 없음",
         "held_back": "최신 내보내기 보류됨",
+        "overdue": "ERP 내보내기 지연",
+        "stale_data": "데이터가 오래됨",
         "toast_restarted": "대시보드 서버를 다시 시작했습니다",
         "toast_gave_up": "대시보드 서버가 계속 멈춰 재시작을 포기했습니다",
         "toast_repeat": "{text} (최근 {window} 동안 {n}번 더)",
@@ -104,31 +101,13 @@ TEXT: dict[str, dict[str, str]] = {
         "data_as_of": "Data as of: {at}",
         "no_data": "No data published yet",
         "held_back": "Latest export held back",
+        "overdue": "ERP export overdue",
+        "stale_data": "Data is old",
         "toast_restarted": "Dashboard server restarted",
         "toast_gave_up": "Dashboard server gave up after repeated crashes",
         "toast_repeat": "{text} ({n} more in the last {window})",
     },
 }
-
-
-def system_language(env: Mapping[str, str] | None = None) -> Language:
-    """Korean if the user's locale is Korean (ko_KR on Unix, Korean_Korea on Windows)."""
-    env = os.environ if env is None else env
-    candidates = [env.get(k, "") for k in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE")]
-    if not any(candidates):
-        with contextlib.suppress(ValueError):  # an odd locale must not stop the tray
-            candidates.append(locale.getlocale()[0] or "")
-    first = next((c for c in candidates if c), "")
-    return "ko" if first.lower().startswith(("ko", "korean")) else "en"
-
-
-def resolve_language(setting: str, env: Mapping[str, str] | None = None) -> Language:
-    """The language for ``ui.language`` (auto | ko | en)."""
-    if setting == "ko":
-        return "ko"
-    if setting == "en":
-        return "en"
-    return system_language(env)
 
 
 def t(lang: Language, key: str, **values: object) -> str:

@@ -12,9 +12,11 @@ import anyio
 from core.config import Config
 from core.dbfile import DbLook, look
 from core.errors import DbBusy, DbChanged, DbMissing, DbReadOnly, DbUnreadable
-from core.eventlog import EventLog, EventName
+from core.eventlog import EventLog, EventName, utcnow
+from core.freshness import assess
 from core.heal import HealReport, check_readable, heal
 from core.publisher import Outcome, Publisher
+from core.store import Store
 
 
 def check_once(config: Config, *, heal_it: bool = True) -> dict[str, Any]:
@@ -47,13 +49,14 @@ def check_once(config: Config, *, heal_it: bool = True) -> dict[str, Any]:
     except DbUnreadable as exc:
         events.emit(EventName.DB_UNREADABLE, error=str(exc))
         if heal_it:
-            return _publish(config, events, {**failed(exc)}, written)
+            return _with_freshness(config, _publish(config, events, failed(exc), written))
         return failed(exc)
     except (DbBusy, DbChanged, DbReadOnly, sqlite3.Error, OSError) as exc:
         if not heal_it:
             return failed(exc)
         events.emit(EventName.HEAL_FAILED, error=str(exc))
-        return _publish(config, events, failed(exc), written)  # the copy is healed instead
+        # The copy is healed instead.
+        return _with_freshness(config, _publish(config, events, failed(exc), written))
     if report is not None:
         problems = report.problems
         out.update(ok=not problems, result=report.result, healed=report.healed,
@@ -77,7 +80,18 @@ def check_once(config: Config, *, heal_it: bool = True) -> dict[str, Any]:
         out.update(ok=True, result="ok", summary="ok: the ERP's file is not healed in place")
     if not heal_it:
         return out
-    return _publish(config, events, out, written)
+    return _with_freshness(config, _publish(config, events, out, written))
+
+
+def _with_freshness(config: Config, out: dict[str, Any]) -> dict[str, Any]:
+    """An overdue export (or old data) is a problem that remains: exit 1."""
+    store = Store(config.store_dir, config.store.keep)
+    fresh = assess(config.freshness, store.current(), utcnow())
+    out["freshness"] = fresh.model_dump(mode="json")
+    if fresh.problem and fresh.message:
+        out = {**out, "ok": False, "problems": [*out["problems"], fresh.message],
+               "summary": f"{out['summary']}; {fresh.message}"}
+    return out
 
 
 def _publish(config: Config, events: EventLog, out: dict[str, Any],

@@ -180,6 +180,79 @@ class VerifyConfig(_Section):
     )
 
 
+class FreshnessConfig(_Section):
+    """When the ERP's exports are overdue, or the data in them is old."""
+
+    expect_every: float = Field(0.0, ge=0, description="s between exports; 0: no expectation")
+    grace: float | None = Field(None, ge=0, description="s; default a quarter of expect_every")
+    max_data_age: float = Field(0.0, ge=0, description="s; newest work_date older: a warning")
+
+    @property
+    def overdue_after(self) -> float | None:
+        """Seconds after the last publish when an export is overdue; None: no expectation."""
+        if not self.expect_every:
+            return None
+        grace = self.expect_every / 4 if self.grace is None else self.grace
+        return self.expect_every + grace
+
+
+class WebhookConfig(_Section):
+    """An HTTP endpoint that is sent a message for each alert (Teams, Slack, or JSON)."""
+
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    format: Literal["json", "teams", "slack"] = "json"
+    timeout: float = Field(10.0, gt=0, description="s for one delivery attempt")
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
+
+
+class EmailConfig(_Section):
+    """SMTP delivery of alerts; the password may come from an environment variable."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    host: str = Field(min_length=1)
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    username: str = ""
+    password: str = ""
+    password_env: str = ""
+    from_: str = Field(alias="from", min_length=3)
+    to: list[str] = Field(min_length=1)
+    timeout: float = Field(10.0, gt=0)
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_is_set(cls, value: str) -> str:
+        if value and not os.environ.get(value):
+            raise ValueError(f"the environment variable {value} is not set")
+        return value
+
+    def secret(self) -> str:
+        """The password to log in with (from ``password_env`` when given)."""
+        return os.environ.get(self.password_env, "") if self.password_env else self.password
+
+
+class AlertsConfig(_Section):
+    """Messages for people who are not at the PC; each channel optional."""
+
+    min_interval: float = Field(900.0, ge=0, description="s between alerts of one kind")
+    problem_grace: float = Field(300.0, ge=0, description="s a missing/unreadable DB lasts")
+    retries: int = Field(3, ge=1, description="delivery attempts per message and channel")
+    retry_backoff: float = Field(5.0, ge=0, description="s before the second attempt, doubling")
+    webhook: list[WebhookConfig] = Field(default_factory=list)
+    email: EmailConfig | None = None
+
+
 class DemoConfig(_Section):
     export_interval: float = Field(180.0, gt=0, description="s between simulated exports")
     mode: Literal["replace", "copy", "rebuild"] = "replace"
@@ -200,6 +273,8 @@ class Config(_Section):
     state: StateConfig = Field(default_factory=StateConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
+    freshness: FreshnessConfig = Field(default_factory=FreshnessConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     demo: DemoConfig = Field(default_factory=DemoConfig)
 
     # Derived locations -------------------------------------------------------------

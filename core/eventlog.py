@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -33,6 +33,8 @@ class EventName(StrEnum):
     SNAPSHOT_PUBLISHED = "snapshot_published"
     EXPORT_REJECTED = "export_rejected"
     PUBLISH_FAILED = "publish_failed"
+    EXPORT_OVERDUE = "export_overdue"
+    EXPORT_RESUMED = "export_resumed"
     SERVER_STARTED = "server_started"
     SERVER_CRASHED = "server_crashed"
     SERVER_GAVE_UP = "server_gave_up"
@@ -67,6 +69,13 @@ class EventLog:
         self.path = path
         self._lock = threading.Lock()
         self._recent: deque[dict[str, Any]] = deque(maxlen=keep)
+        self._listeners: list[Callable[[dict[str, Any]], None]] = []
+
+    def subscribe(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call ``listener(record)`` after each event (in the emitting thread); returns the
+        unsubscribe function. A failing listener is logged, never raised."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
 
     def emit(self, name: EventName, **fields: Any) -> Event:
         event = Event(EventName(name), fields)
@@ -81,6 +90,11 @@ class EventLog:
                         fh.write(line + "\n")
                 except OSError as exc:
                     log.warning("cannot write event log %s: %s", self.path, exc)
+        for listener in list(self._listeners):
+            try:
+                listener(record)
+            except Exception:
+                log.exception("event listener failed")
         return event
 
     def recent(self, n: int = 20) -> list[dict[str, Any]]:

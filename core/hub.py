@@ -9,22 +9,28 @@ sqlite3) goes through ``anyio.to_thread``. Other threads talk to it only through
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sqlite3
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
 
+from core.alerting import run_alerts
+from core.alerts import Dispatcher, channels_of
 from core.channel import Channel, Command, CommandKind
 from core.config import Config
 from core.dbfile import DbLook, look
 from core.errors import DbBusy, DbChanged, DbMissing, DbReadOnly, DbUnreadable, StoreError
 from core.eventlog import EventLog, EventName, utcnow
+from core.freshness import Freshness, assess, next_change
 from core.heal import HealReport, check_readable, heal
+from core.language import resolve_language
 from core.publisher import BeforePublish, Outcome, Publisher, PublishRefused
 from core.settle import settle
 from core.state import (
@@ -84,6 +90,9 @@ class Hub:
         self._server_commands: dict[str, ServerCommand] = {}
         self._services: list[Service] = []
         self.publisher = Publisher(config, self.events)
+        self._freshness = Freshness()
+        self._alerts: Dispatcher | None = None
+        self._fresh_wake: anyio.Event | None = None
         # Created in run(): anyio events belong to the loop that runs the hub.
         self._wake: anyio.Event | None = None
         self._reschedule: anyio.Event | None = None
@@ -144,6 +153,7 @@ class Hub:
                 self._set(Activity.IDLE, str(exc))
                 raise PublishRefused(str(exc)) from None
             self._set(Activity.IDLE, "held-back export published by request")
+            self._freshness_changed()
         await self._save()
         return published.version
 
@@ -221,6 +231,7 @@ class Hub:
             published=self.publisher.published is not None,
             held_back=self.publisher.held_back is not None,
             store_error=self.publisher.store_error is not None,
+            stale=self._freshness.problem,
         )
         return StatusSnapshot(
             state=state,
@@ -236,6 +247,9 @@ class Hub:
             published=self.publisher.published,
             held_back=self.publisher.held_back,
             store_error=self.publisher.store_error,
+            freshness=self._freshness,
+            alerts={name: st.model_dump(mode="json")
+                    for name, st in self._alerts.status().items()} if self._alerts else {},
             recent_events=self.events.recent(20),
             pid=os.getpid(),
             updated_at=utcnow(),
@@ -276,6 +290,8 @@ class Hub:
                 tg.start_soon(self._worker)
                 tg.start_soon(self._scheduler)
                 tg.start_soon(self._watch)
+                tg.start_soon(self._watch_freshness)
+                await self._start_alerts(tg)
                 for service in self._services:
                     await tg.start(service, self)
                 self._request(check=True, forced=False)  # first look at start-up
@@ -287,6 +303,21 @@ class Hub:
             with anyio.move_on_after(5, shield=True):
                 await self._save()
             log.info("hub stopped")
+
+    async def _start_alerts(self, tg: anyio.abc.TaskGroup) -> None:
+        """Alerts for people not at the PC, from the same events the toasts read."""
+        cfg = self.config.alerts
+        channels = channels_of(cfg)
+        if not channels:
+            return
+        self._alerts = Dispatcher(channels, retries=cfg.retries, retry_backoff=cfg.retry_backoff)
+        await tg.start(self._alerts.run)
+        await tg.start(partial(
+            run_alerts, self.events, self._alerts.submit, cfg, db=str(self.path),
+            state=lambda: self.status().state.value,
+            language=resolve_language(self.config.ui.language),
+        ))
+        log.info("alerts to %s", ", ".join(c.name for c in channels))
 
     async def _inbox(self, recv: anyio.abc.ObjectReceiveStream[Command]) -> None:
         async with recv:
@@ -301,6 +332,37 @@ class Hub:
             force_polling=cfg.force_polling,
             poll_interval=cfg.poll_interval,
         )
+
+    async def _watch_freshness(self) -> None:
+        """Re-judge freshness after each publish and whenever it can change by itself
+        (an export falling due, data growing old)."""
+        cfg = self.config.freshness
+        while True:
+            self._fresh_wake = anyio.Event()
+            now = utcnow()
+            self._judge_freshness(now)
+            moment = next_change(cfg, self.publisher.published, now)
+            delay = math.inf if moment is None else (moment - now).total_seconds() + 0.01
+            with anyio.move_on_after(delay):
+                await self._fresh_wake.wait()
+
+    def _judge_freshness(self, now: datetime) -> None:
+        before, after = self._freshness, assess(self.config.freshness,
+                                                self.publisher.published, now)
+        self._freshness = after
+        if after.problem and (not before.problem or before.state != after.state):
+            self.events.emit(EventName.EXPORT_OVERDUE, state=after.state,
+                             message=after.message, last_export_at=after.last_export_at)
+            log.warning("%s", after.message)
+        elif before.problem and not after.problem:
+            self.events.emit(EventName.EXPORT_RESUMED, was=before.state)
+            log.info("ERP exports are fresh again (%s cleared)", before.state)
+        if after != before:
+            self._publish()
+
+    def _freshness_changed(self) -> None:
+        if self._fresh_wake is not None:
+            self._fresh_wake.set()
 
     def _on_file_event(self) -> None:
         self._request()
@@ -434,66 +496,59 @@ class Hub:
     def _checked(self) -> None:
         """A check ran (whatever its end): the periodic check counts from now."""
         self._update_pending = False
+        # Set here, not left to the scheduler: the status never shows no Next Check.
+        self._next_check = utcnow() + timedelta(seconds=self.config.watch.check_interval)
         if self._reschedule is not None:
             self._reschedule.set()
-        self._next_check = None  # the scheduler sets it anew from now
 
     async def _check(self, settled: DbLook, *, new: bool) -> None:
         """Heal the settled file in place (``[heal] in_place``), then, for a new export,
         copy, verify and publish it."""
         started = utcnow()
         after = settled
-        if self.config.heal.in_place:
-            self._set(Activity.CHECKING, "checking indexes")
-            report: HealReport | None = None
-            try:
+        report: HealReport | None = None
+        try:
+            if self.config.heal.in_place:
+                self._set(Activity.CHECKING, "checking indexes")
                 report = await anyio.to_thread.run_sync(
                     lambda: heal(self.path, self.config.heal, expected=settled)
                 )
-            except DbChanged as exc:
-                log.info("%s; waiting for it to settle again", exc)
-                self._checked()
-                self._set(Activity.SETTLING, "the file changed during the check; waiting again")
+            else:  # the ERP's file is only read: is it whole?
+                await anyio.to_thread.run_sync(check_readable, self.path)
+        except DbChanged as exc:
+            log.info("%s; waiting for it to settle again", exc)
+            self._checked()
+            self._set(Activity.SETTLING, "the file changed during the check; waiting again")
+            self._request(check=True)
+            return
+        except DbMissing:
+            self._checked()
+            await self._missing(await self._look())
+            return
+        except DbUnreadable as exc:
+            self._checked()
+            await self._unreadable(settled, str(exc), new=new)
+            return
+        except DbBusy as exc:
+            # Another program (the ERP in a long transaction) holds the write lock:
+            # wait for it like for any write, and fail only if it never lets go.
+            self._busy_streak += 1
+            self._checked()
+            if self._busy_streak < BUSY_CHECKS_BEFORE_FAILING:
+                log.info("%s; waiting for the other program to finish", exc)
+                self._set(Activity.IDLE)
                 self._request(check=True)
                 return
-            except DbMissing:
-                self._checked()
-                await self._missing(await self._look())
-                return
-            except DbUnreadable as exc:
-                self._checked()
-                await self._unreadable(settled, str(exc), new=new)
-                return
-            except DbBusy as exc:
-                # Another program (the ERP in a long transaction) holds the write lock:
-                # wait for it like for any write, and fail only if it never lets go.
-                self._busy_streak += 1
-                self._checked()
-                if self._busy_streak < BUSY_CHECKS_BEFORE_FAILING:
-                    log.info("%s; waiting for the other program to finish", exc)
-                    self._set(Activity.IDLE)
-                    self._request(check=True)
-                    return
-                self._busy_streak = 0
-                self._fail(started, str(exc), settled.version)
-            except (DbReadOnly, sqlite3.Error, OSError) as exc:
-                # The snapshot is still made and healed: readers get their indexes.
-                self._fail(started, str(exc), settled.version)
-            else:
-                self._busy_streak = 0
+            self._busy_streak = 0
+            self._fail(started, str(exc), settled.version)
+        except (DbReadOnly, sqlite3.Error, OSError) as exc:
+            # The snapshot is still made and healed: readers get their indexes.
+            self._fail(started, str(exc), settled.version)
+        else:
+            self._busy_streak = 0
+            if report is not None:
                 after = report.after or settled
                 self._record(report, after)
-        else:
-            try:
-                await anyio.to_thread.run_sync(check_readable, self.path)
-            except DbMissing:
-                self._checked()
-                await self._missing(await self._look())
-                return
-            except DbUnreadable as exc:
-                self._checked()
-                await self._unreadable(settled, str(exc), new=new)
-                return
         self._checked()
         self._last_look = after
         self._known_version = after.version
@@ -546,6 +601,7 @@ class Hub:
         except StoreError as exc:
             outcome = Outcome(store_error=str(exc))
         if outcome.published is not None:
+            self._freshness_changed()
             # Our read connection may leave WAL sidecars behind: take the file as the
             # copy left it, so that is not mistaken for a new export.
             self._known_version = outcome.published.source_version
@@ -615,4 +671,5 @@ def status_from_disk(config: Config) -> dict[str, Any]:
     published, held = store.current(), store.held_back()
     saved["published"] = published.model_dump(mode="json") if published else None
     saved["held_back"] = held.model_dump(mode="json") if held else None
+    saved["freshness"] = assess(config.freshness, published, utcnow()).model_dump(mode="json")
     return saved

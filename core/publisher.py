@@ -23,7 +23,7 @@ from core.dbfile import DbLook
 from core.errors import DbBusy, ExportRejected, HubError, StoreError
 from core.eventlog import EventLog, EventName, utcnow
 from core.queries import READERS
-from core.snapshot import make_copy, prepare
+from core.snapshot import make_copy, newest_work_date, prepare
 from core.store import HeldBack, Published, Store, snapshot_name
 
 log = logging.getLogger(__name__)
@@ -151,11 +151,13 @@ class Publisher:
     async def _switch(self, path: Path, *, source_version: str, as_of: datetime, rows: int,
                       started: float, forced: bool = False) -> Published:
         t0 = time.perf_counter()
+        newest = await anyio.to_thread.run_sync(newest_work_date, path)
         moment = utcnow()
         version = snapshot_version(source_version, moment)
         published = Published(
             version=version, source_version=source_version, as_of=as_of,
             published_at=moment, rows=rows, file=snapshot_name(version, moment), forced=forced,
+            newest_work_date=newest,
         )
         for hook in self._before:
             try:

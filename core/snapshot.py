@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from core.config import HealConfig, IndexSpec
@@ -161,6 +161,16 @@ def verify(
             forceable=True, rows=rows,
         )
     return rows
+
+
+def newest_work_date(path: Path) -> date | None:
+    """The newest production date in a copy (one index lookup)."""
+    with closing(sqlite3.connect(_ro_uri(path), uri=True)) as conn:
+        raw = conn.execute("SELECT MAX(work_date) FROM production_records").fetchone()[0]
+    try:
+        return date.fromisoformat(raw) if raw else None
+    except (TypeError, ValueError):
+        return None
 
 
 def prepare(path: Path, cfg: HealConfig, *, serving_aids: bool = True) -> list[str]:

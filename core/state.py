@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -15,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from core.store import HeldBack, Published
+from core.freshness import Freshness
+from core.store import HeldBack, Published, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +94,12 @@ class StatusSnapshot(BaseModel):
         None, description="the last export that failed verification, until one is published")
     store_error: str | None = Field(
         None, description="why the last copy into the snapshot store failed (disk full, ...)")
+    freshness: Freshness = Field(
+        default_factory=Freshness,
+        description="are the ERP's exports arriving as expected ([freshness])")
+    alerts: dict[str, Any] = Field(
+        default_factory=dict,
+        description="per alert channel: last_ok, last_error, last_error_at")
     recent_events: list[dict[str, Any]] = Field(default_factory=list)
     pid: int | None = None
     updated_at: datetime | None = None
@@ -111,6 +116,7 @@ def derive_state(
     published: bool = True,
     held_back: bool = False,
     store_error: bool = False,
+    stale: bool = False,
 ) -> HubState:
     """The colour of the hub, from the facts, by a fixed precedence. With a published
     snapshot readers keep the last good data, so a bad export is amber, not red."""
@@ -120,7 +126,7 @@ def derive_state(
     problem = db.problem is not None or heal_failed or held_back or store_error
     if problem and not published:
         return HubState.ERROR
-    if problem or update_pending or any(s.down for s in servers.values()):
+    if problem or stale or update_pending or any(s.down for s in servers.values()):
         return HubState.DEGRADED
     if not auto_mode:
         return HubState.PAUSED
@@ -140,17 +146,7 @@ class PersistedState(BaseModel):
 def save_state(path: Path, state: PersistedState) -> None:
     """Write ``state`` atomically: a temp file in the same folder, then os.replace."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = state.model_dump_json(indent=2)
-    fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, state.model_dump_json(indent=2))
 
 
 def load_state(path: Path) -> PersistedState:

@@ -24,7 +24,7 @@ import logging
 import os
 import shutil
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -53,6 +53,7 @@ class Published(BaseModel):
     published_at: datetime
     rows: int  # production_records
     file: str  # the snapshot's file name in the store
+    newest_work_date: date | None = None  # the newest production date in it
     forced: bool = False  # published by "publish anyway" despite failing verification
 
 
@@ -68,7 +69,7 @@ class HeldBack(BaseModel):
     forceable: bool = False  # "publish anyway" can publish it (a row-count drop, ...)
 
 
-def _write_json(path: Path, data: str) -> None:
+def write_atomically(path: Path, data: str) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, replace)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
     try:
@@ -182,7 +183,7 @@ class Store:
         """Move ``copy`` into the store as ``published.file`` and switch the pointer to it."""
         target = self.path_of(published)
         os.replace(copy, target)
-        _write_json(self.pointer, published.model_dump_json(indent=2))
+        write_atomically(self.pointer, published.model_dump_json(indent=2))
         self._cached = None
         self.prune(published)
 
@@ -199,7 +200,7 @@ class Store:
             held = held.model_copy(update={"file": f"held/{name}"})
         else:
             held = held.model_copy(update={"file": None, "forceable": False})
-        _write_json(self.root / HELD, held.model_dump_json(indent=2))
+        write_atomically(self.root / HELD, held.model_dump_json(indent=2))
         return held
 
     def take_held(self, held: HeldBack) -> Path | None:

@@ -87,6 +87,9 @@ def _status(status: StatusSnapshot, api: HubApi, lang: Lang, tz: tzinfo | None) 
     st.markdown(f"**{tr('published', lang)}**  \n" + (
         tr("published_line", lang, when=fmt_time(published.as_of, lang, tz),
            rows=fmt_int(published.rows)) if published else tr("never", lang)))
+    fresh = status.freshness
+    if fresh.problem:
+        st.warning(f"**{tr(fresh.state, lang)}**  \n{fresh.message}", icon=":material/schedule:")
     if held is not None:
         st.warning(f"**{tr('held_back', lang)}** ({fmt_time(held.at, lang, tz)})  \n"
                    f"{held.reason}", icon=":material/block:")

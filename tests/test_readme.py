@@ -20,12 +20,18 @@ def reference_block() -> dict[str, Any]:
     return tomllib.loads(block.group(1))
 
 
+def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
+    """Keys whose default is None (no value: TOML has no null) are shown commented out."""
+    return {k: _drop_none(v) if isinstance(v, dict) else v
+            for k, v in data.items() if v is not None}
+
+
 def model_defaults() -> dict[str, Any]:
     data = Config().model_dump(mode="json")
     for section in ("log", "state", "store"):
         if data[section]["dir"] is None:
             data[section]["dir"] = ""  # "" in TOML means the platform default
-    return data
+    return _drop_none(data)
 
 
 def test_readme_reference_equals_model_defaults() -> None:

@@ -196,3 +196,23 @@ def test_auto_language_follows_the_locale(env: dict[str, str], expected: str) ->
     assert resolve_language("auto", env) == expected
     assert resolve_language("en", {"LANG": "ko_KR.UTF-8"}) == "en"
     assert resolve_language("ko", {"LANG": "en_US.UTF-8"}) == "ko"
+
+
+def test_tooltip_says_what_is_served_held_back_and_overdue() -> None:
+    from core.freshness import Freshness
+    from core.store import HeldBack, Published
+
+    pub = Published(version="v1", source_version="s", as_of=NOW - timedelta(hours=2),
+                    published_at=NOW - timedelta(hours=2), rows=10, file="f")
+    s = snap(HubState.DEGRADED, published=pub,
+             held_back=HeldBack(at=NOW, reason="a third of the rows", version="s2",
+                                forceable=True),
+             freshness=Freshness(state="overdue", message="ERP export overdue: ..."))
+    view = present(s, "en", autostart_on=None, now=NOW, tz=UTC)
+    lines = view.tooltip.split("\n")
+    assert lines[1:4] == [f"Data as of: {pub.as_of:%H:%M}", "Latest export held back",
+                          "ERP export overdue"]
+    assert len(view.tooltip) <= 127
+    assert entry(view, Action.PUBLISH_ANYWAY).enabled is True
+    ko = present(s, "ko", autostart_on=None, now=NOW, tz=UTC).tooltip
+    assert "최신 내보내기 보류됨" in ko and "ERP 내보내기 지연" in ko
