@@ -13,6 +13,7 @@ from core.alerting import AlertPolicy
 from core.alerts import Alert
 from core.config import AlertsConfig
 from core.erpsim import ExportMode, simulate_export
+from core.state import HubState
 from tests.conftest import await_for, make_config
 from tests.core.hubtools import running_hub, until_at_rest, until_event
 
@@ -155,3 +156,30 @@ async def test_the_hub_alerts_a_held_back_export_and_its_recovery(
             assert receiver.bodies[1]["recovered"] is True
             status = hub.status().alerts
             assert list(status) and all(s["last_ok"] for s in status.values())
+
+
+@pytest.mark.anyio
+async def test_a_failing_channel_is_reported_and_the_hub_stays_healthy(
+    tmp_path: Path, small_db: Path
+) -> None:
+    from tests.conftest import free_port
+
+    refused = f"http://127.0.0.1:{free_port()}/hook"  # nobody listens there
+    with Receiver() as receiver:
+        config = make_config(tmp_path, alerts={
+            "webhook": [{"url": refused, "timeout": 1.0}, {"url": receiver.url}],
+            "retries": 2, "retry_backoff": 0.05,
+        }, watch={"settle_interval": 0.1, "settle_checks": 2})
+        async with running_hub(config) as hub:
+            await until_event(hub, "snapshot_published")
+            await until_at_rest(hub)
+            await anyio.to_thread.run_sync(lambda: simulate_export(
+                small_db, ExportMode.REPLACE, rows=500, seconds=0.0, seed=7, days=20))
+            await await_for(lambda: receiver.bodies, 10, message="the working channel")
+            await await_for(lambda: any(s["last_error"] for s in hub.status().alerts.values()),
+                            10, message="the failing channel reported")
+            errors = [s["last_error"] for s in hub.status().alerts.values() if s["last_error"]]
+            assert errors == ["connection refused"], errors
+            await hub.publish_anyway()  # the engineer accepts the export
+            await await_for(lambda: hub.status().state is HubState.HEALTHY, 10,
+                            message="healthy, whatever the channel")

@@ -111,6 +111,14 @@ BAD_CONFIGS = [
     ("[api]\nport = 70000\n", ["api.port", "65535"]),
     ("[watch\nsettle_checks = 3\n", ["TOML syntax error"]),
     ("[bogus]\nx = 1\n", ["unknown key 'bogus'", "watch"]),
+    ("[[alerts.webhook]]\nurl = \"ftp://x/y\"\n",
+     ["alerts.webhook[0].url", "not an http:// or https:// URL"]),
+    ("[alerts.email]\nhost = \"smtp\"\nfrom = \"a@b.c\"\n", ["alerts.email.to", "required"]),
+    ("[alerts.email]\nhost = \"smtp\"\nfrom = \"a@b.c\"\nto = [\"x@y.z\"]\n"
+     "password_env = \"PDH_TEST_UNSET_PASSWORD\"\n",
+     ["alerts.email.password_env", "PDH_TEST_UNSET_PASSWORD is not set"]),
+    ("[verify]\nmin_row_ratio = 2\n", ["verify.min_row_ratio", "less than or equal to 1"]),
+    ("[store]\nkeep = 0\n", ["store.keep", "greater than or equal to 1"]),
 ]
 
 
