@@ -77,3 +77,32 @@ def test_hub_gone_mid_session_turns_into_api_down(page: Page, tmp_path: Path,
     assert "Last saved state" in texts(at)  # the hub saved its state on the way out
     assert metrics(at)["Good quantity"][0]
     assert "run_check" not in [b.key for b in at.button]  # no control without the hub
+
+
+def test_panel_shows_what_is_served_held_back_and_old(page: Page, tmp_path: Path,
+                                                      small_db: Path) -> None:
+    """A held-back export and old data, beside the data still served; Publish anyway
+    from the page publishes it."""
+    from core.erpsim import ExportMode, simulate_export
+
+    config = make_config(tmp_path, db=small_db, ui={"language": "en"},
+                         api={"enabled": True, "port": free_port()},
+                         freshness={"max_data_age": 86400})  # the demo data ends in March
+    with ThreadedHub(config).running() as th:
+        wait_for(lambda: th.status().published is not None
+                 and th.status().freshness.state == "stale_data", 30,
+                 message="published, and judged old")
+        simulate_export(small_db, ExportMode.REPLACE, rows=600, seconds=0.0, seed=3, days=20)
+        wait_for(lambda: th.status().held_back is not None and not th.hub.busy, 30,
+                 message="the export held back")
+        at = page(config)
+        assert not at.exception, at.exception
+        shown = texts(at)
+        assert "Data served" in shown and "2,000 records" in shown
+        warnings = " ".join(w.value for w in at.warning)
+        assert "The data is old" in warnings and "newest production date is" in warnings
+        assert "Latest export held back" in warnings and "600 production records" in warnings
+        assert metrics(at)["Good quantity"][0]  # the last good data, still shown
+        at.button(key="publish_anyway").click().run()
+        wait_for(lambda: th.status().held_back is None, 15, message="published anyway")
+        assert th.status().published is not None and th.status().published.rows == 600
