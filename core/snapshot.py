@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +27,7 @@ from pathlib import Path
 from core.config import HealConfig, IndexSpec
 from core.dbfile import DbLook, look
 from core.errors import DbBusy, DbChanged, DbUnreadable, ExportRejected, StoreError
-from core.heal import check_readable, heal
+from core.heal import STATISTICS, IndexStatus, check_readable, inspect
 from core.queries import REQUIRED_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,8 @@ def copy_database(source: Path, dest: Path, *, timeout: float) -> None:
         raise ExportRejected(f"{source.name} cannot be opened: {exc}") from None
     try:
         with closing(src), closing(sqlite3.connect(dest)) as dst:
+            for pragma in _BUILD_PRAGMAS[:2]:
+                dst.execute(pragma)
             src.backup(dst)
     except sqlite3.Error as exc:
         dest.unlink(missing_ok=True)
@@ -173,18 +176,43 @@ def newest_work_date(path: Path) -> date | None:
         return None
 
 
+# We own a copy until it is published, and a crash leaves it in incoming/, which is
+# cleared at start: no journal, no syncs while building, one fsync at the end.
+_BUILD_PRAGMAS = ("PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF",
+                  "PRAGMA cache_size=-262144", "PRAGMA temp_store=MEMORY")
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
 def prepare(path: Path, cfg: HealConfig, *, serving_aids: bool = True) -> list[str]:
-    """Give the copy the index spec, the serving indexes and fresh statistics (we own the
-    file: no locks to wait for). Returns what was added."""
-    with closing(sqlite3.connect(path)) as conn:
+    """Give the copy the index spec, the serving indexes and statistics for what was
+    added. Returns what was added."""
+    specs = list(cfg.indexes) + (list(SERVING_INDEXES) if serving_aids else [])
+    added: list[str] = []
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
         # Readers open snapshots immutable: a rollback-journal file with no WAL to read.
         conn.execute("PRAGMA journal_mode=DELETE")
-    specs = list(cfg.indexes) + (list(SERVING_INDEXES) if serving_aids else [])
-    own = cfg.model_copy(update={"indexes": specs, "retries": 1, "analyze": True})
-    report = heal(path, own)
-    if report.problems:
-        log.info("snapshot %s: %s", path.name, "; ".join(report.problems))
-    return report.healed
+        for pragma in _BUILD_PRAGMAS:
+            conn.execute(pragma)
+        found = inspect(conn, specs)
+        for finding in found.needing(IndexStatus.MISMATCHED, IndexStatus.MISSING):
+            spec = finding.spec
+            conn.execute(f'DROP INDEX IF EXISTS "{spec.name}"')
+            conn.execute(spec.create_sql())
+            added.append(spec.name)
+        if not found.stats_fresh:
+            conn.execute("ANALYZE")
+            added.append(STATISTICS)
+        else:  # statistics of the source are fresh: only the new indexes need theirs
+            for name in added:
+                conn.execute(f'ANALYZE "{name}"')
+        if found.problems:
+            log.info("snapshot %s: %s", path.name, "; ".join(found.problems))
+    _fsync(path)
+    return added
 
 
 def make_copy(
