@@ -251,6 +251,9 @@ def test_the_api_port_busy_at_start(tmp_path: Path, page: Any) -> None:
             assert "server_started" not in [
                 e["event"] for e in hub.events() if e.get("server") == "api"]
             # ...and the dashboard still shows the data, and that the API is not answering.
+            hub.wait_events(lambda ev: any(e["event"] == "server_started"
+                                           and e.get("server") == "dashboard" for e in ev),
+                            "the dashboard to run", timeout=START_TIMEOUT)
             kpis = expected_kpis(hub.db)
             assert shown_kpis(page, hub.dashboard_url)["Good quantity"] == fmt_int(
                 kpis["good_qty"])
