@@ -84,21 +84,13 @@ def bench_config(folder: Path, db: Path) -> Config:
 
 @contextmanager
 def running_hub(config: Config) -> Iterator[tuple[Any, Hub]]:
-    """The agent's hub with the API and the dashboard, on its own event-loop thread."""
+    """The agent's hub with the API and the dashboard, on its own event-loop thread, wired
+    as ``pdh run`` wires it (agent.app.INSTALLERS: the API and the dashboard; adding
+    api.server.install again would start a second API on the same port)."""
     from agent import app as agent_app
-    from agent.dashboard_service import install as install_dashboard
-    from api.server import install as install_api
-
-    def build() -> Hub:
-        hub = agent_app.build_hub(config)
-        if install_api not in agent_app.INSTALLERS:
-            install_api(hub)
-        if install_dashboard not in agent_app.INSTALLERS:
-            install_dashboard(hub)
-        return hub
 
     with start_blocking_portal(backend="asyncio") as portal:
-        hub = portal.call(build)
+        hub = portal.call(agent_app.build_hub, config)
         done = portal.start_task_soon(hub.run)
         try:
             yield portal, hub
@@ -238,6 +230,12 @@ def drawn(page: Any) -> None:
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
 
 
+def cpu_s(proc: psutil.Process) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
 def tree_rss(pid: int) -> int:
     proc = psutil.Process(pid)
     return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
@@ -276,6 +274,8 @@ def bench(args: argparse.Namespace) -> int:
         publish_s: list[float] = []
         rss: list[int] = []
         per_run: list[str] = []
+        cold_cpu: list[float] = []
+        warm_cpu: list[float] = []
         with (running_hub(config) as (portal, hub), bare_streamlit(folder, config) as bare_url,
               sync_playwright() as pw):
             wait(lambda: at_rest(portal, hub), 300, "the first publish and the dashboard")
@@ -286,6 +286,14 @@ def bench(args: argparse.Namespace) -> int:
             first = load(context, url)  # the very first page: nothing cached anywhere
             first_bare = load(context, bare_url, bare=True)
             pid = portal.call(hub.status).servers["dashboard"].pid
+            dash = psutil.Process(pid)
+
+            def timed(target: str, *, is_bare: bool = False) -> tuple[float, float]:
+                """A page load, and the dashboard process's CPU seconds during it."""
+                before = cpu_s(dash)
+                seconds = load(context, target, bare=is_bare)
+                return seconds, cpu_s(dash) - before
+
             for n in range(args.runs):
                 before = published_version(portal, hub)
                 t0 = time.perf_counter()
@@ -293,12 +301,15 @@ def bench(args: argparse.Namespace) -> int:
                 wait(lambda before=before: at_rest(portal, hub, newer_than=before),
                      300, "the hub to publish the new export")
                 publish_s.append(time.perf_counter() - t0)
-                c = load(context, url)
+                c, c_cpu = timed(url)
+                cold_cpu.append(c_cpu)
                 # Warm dashboard loads and bare loads alternate, so both see the same load.
                 w: list[float] = []
                 b: list[float] = []
                 for _ in range(args.warm):
-                    w.append(load(context, url))
+                    seconds, used = timed(url)
+                    w.append(seconds)
+                    warm_cpu.append(used)
                     b.append(load(context, bare_url, bare=True))
                 cold.append(c)
                 warm.extend(w)
@@ -331,6 +342,9 @@ def bench(args: argparse.Namespace) -> int:
     print(f"first / warm         {_ratio(cm, wm)} (medians; target <= 1.2: "
           f"{'met' if cm <= 1.2 * wm else 'MISSED'}); per run {runs}")
     print(f"against bare         first {_ratio(cm, bm)} x, warm {_ratio(wm, bm)} x the bare page")
+    print(f"dashboard CPU/load   first after publish median {statistics.median(cold_cpu):.2f} s,"
+          f" warm median {statistics.median(warm_cpu):.2f} s  (the Streamlit process; the "
+          f"rest of a load is the browser)")
     print(f"warm rerun           median {statistics.median(reruns):.2f} s, "
           f"max {max(reruns):.2f} s  (target <= 0.5 s; open page, data cached)")
     print(f"export -> published  median {statistics.median(publish_s):.2f} s"

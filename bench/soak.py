@@ -22,6 +22,10 @@ row-count check holds nothing back) and a new seed (so each export's data differ
 - RSS and open fds of the hub and of the dashboard child: every 5 minutes and at the
   quarters of the run (sampled every 30 s; quarter means too), with the load average.
 
+With ``--viewer`` a headless chromium keeps the dashboard open the whole time (it redraws
+itself after each publish) and opens it in a new page every ``--viewer-reload`` seconds,
+so the dashboard child reads every snapshot too; without it the child serves no session.
+
 Traffic goes to 127.0.0.1 only; every loop is bounded by the run's duration.
 """
 
@@ -215,6 +219,47 @@ def _mean(values: list[float | None]) -> str:
     return f"{statistics.mean(got):.1f}" if got else "-"
 
 
+@dataclass
+class Viewer:
+    """What the dashboard viewer saw."""
+
+    loads: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def view_dashboard(url: str, stop: threading.Event, reload_every: float, out: Viewer) -> None:
+    """Keep the dashboard open in headless chromium; a new page every ``reload_every`` s."""
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    from bench.bench_dashboard import drawn
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                      locale="ko-KR", timezone_id="Asia/Seoul")
+        page = None
+        try:
+            while not stop.is_set():
+                new = context.new_page()
+                new.set_default_timeout(60_000)
+                t0 = time.perf_counter()
+                try:
+                    new.goto(url)
+                    drawn(new)
+                    out.loads.append(time.perf_counter() - t0)
+                except PlaywrightError as exc:
+                    out.failures.append(str(exc).splitlines()[0][:160])
+                if page is not None:
+                    page.close()
+                page = new
+                stop.wait(reload_every)
+        finally:
+            context.close()
+            browser.close()
+
+
 def wait_first_publish(base: str, hub: subprocess.Popen[bytes], timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -256,7 +301,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=25.0,
                         help="requests/s per client (0: as fast as possible)")
     parser.add_argument("--no-dashboard", action="store_true")
+    parser.add_argument("--viewer", action="store_true",
+                        help="keep the dashboard open in headless chromium meanwhile")
+    parser.add_argument("--viewer-reload", type=float, default=60.0,
+                        help="s between new dashboard pages with --viewer")
     args = parser.parse_args(argv)
+    if args.viewer and args.no_dashboard:
+        parser.error("--viewer needs the dashboard")
     print(f"machine  {describe()}")
     print(f"load     {loadavg()} at the start", flush=True)
     with tempfile.TemporaryDirectory(prefix="soak-") as scratch:
@@ -286,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         status_log = StatusLog()
         stop = threading.Event()
         samples: list[Sample] = []
+        viewer = Viewer()
+        viewer_thread: threading.Thread | None = None
         exports: list[tuple[str, float, float]] = []  # (mode, start, end) wall times
         loads: list[str] = []
         duration = args.minutes * 60
@@ -295,6 +348,11 @@ def main(argv: list[str] | None = None) -> int:
             poller = threading.Thread(target=poll_status, args=(base, stop, status_log))
             poller.start()
             time.sleep(1.5)  # the dashboard's pid
+            if args.viewer:
+                dash_url = status_log.last["servers"]["dashboard"]["url"]
+                viewer_thread = threading.Thread(
+                    target=view_dashboard, args=(dash_url, stop, args.viewer_reload, viewer))
+                viewer_thread.start()
             clients = [threading.Thread(target=load_client,
                                         args=(base, stop, obs, n, args.rate))
                        for n in range(args.clients)]
@@ -330,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
             for t in clients:
                 t.join(60)
             poller.join(15)
+            if viewer_thread is not None:
+                viewer_thread.join(90)
             final_status = status_log.last
         finally:
             stop.set()
@@ -341,13 +401,14 @@ def main(argv: list[str] | None = None) -> int:
         events = [json.loads(line) for line in events_file.read_text("utf-8").splitlines()
                   if line.strip()]
     return report(args, obs, status_log, samples, exports, events, first_version,
-                  load_started_wall, final_status, loads)
+                  load_started_wall, final_status, loads, viewer)
 
 
 def report(args: argparse.Namespace, obs: Observations, status_log: StatusLog,
            samples: list[Sample], exports: list[tuple[str, float, float]],
            events: list[dict[str, Any]], first_version: str, load_started: float,
-           final_status: dict[str, Any], loads: list[str]) -> int:
+           final_status: dict[str, Any], loads: list[str],
+           viewer: Viewer | None = None) -> int:
     published = [(parse_time(e["time"]), e["version"], e) for e in events
                  if e["event"] == "snapshot_published"]
     rejected = [(parse_time(e["time"]), e) for e in events if e["event"] == "export_rejected"]
@@ -462,10 +523,17 @@ def report(args: argparse.Namespace, obs: Observations, status_log: StatusLog,
         print(f"RSS MB   hub min {min(s.hub_rss for s in samples):.0f}, max "
               f"{max(s.hub_rss for s in samples):.0f}; fds hub min "
               f"{min(s.hub_fds for s in samples)}, max {max(s.hub_fds for s in samples)}")
+    if args.viewer and viewer is not None:
+        got = viewer.loads
+        print(f"viewer   {len(got)} dashboard pages drawn (new page every "
+              f"{args.viewer_reload:g} s, one always open), "
+              + (f"median {statistics.median(got):.2f} s, max {max(got):.2f} s; " if got else "")
+              + f"{len(viewer.failures)} failures {viewer.failures[:3] or ''}")
     print(f"load     every 5th export: {', '.join(loads) or '-'}; at the end {loadavg()}")
     print(f"finished {datetime.now().astimezone().isoformat(timespec='seconds')}")
     ok = (bad_codes == 0 and stale == 0 and not mixed and not as_of_mixed
-          and not obs.errors and not held_modes and not unresolved)
+          and not obs.errors and not held_modes and not unresolved
+          and (viewer is None or not viewer.failures))
     return 0 if ok else 1
 
 
