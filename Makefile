@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DEMO_DB := demo/production_analysis.db
 EXTRAS ?= dev
 
-.PHONY: run test lint bench venv clean
+.PHONY: run test test-windows lint bench venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,15 @@ run: $(VENV)/.installed $(DEMO_DB)
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
+# The Windows suite: Windows CPython under Wine (tests/windows). The Wine environment is
+# made once in $(WINE_ENV) and reused; with no Wine here the suite is skipped, with why.
+WINE_ENV ?= .wine-env
+test-windows: $(VENV)/.installed
+	@status=0; PYTHON=$(BIN)/python tests/windows/setup_wine.sh $(WINE_ENV) || status=$$?; \
+	if [ $$status -eq 0 ]; then PDH_WINE_ENV=$(WINE_ENV) $(BIN)/python -m pytest tests/windows; \
+	elif [ $$status -eq 3 ]; then $(BIN)/python -m pytest tests/windows; \
+	else exit $$status; fi
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
@@ -38,4 +47,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/bench_api.py --rows 200000 --seconds 3 --no-datasette
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache $(WINE_ENV)

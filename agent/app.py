@@ -3,8 +3,11 @@ tray runs it in a second thread through the same :func:`serve`)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
+import sys
+import threading
 from collections.abc import Callable
 
 import anyio
@@ -44,14 +47,21 @@ def build_hub(config: Config, channel: Channel | None = None) -> Hub:
 async def serve(config: Config, channel: Channel | None = None, *, handle_signals: bool) -> None:
     """Run the hub until shutdown; with ``handle_signals``, SIGINT/SIGTERM stop it cleanly."""
     hub = build_hub(config, channel)
+    stopped = threading.Event()
     async with anyio.create_task_group() as tg:
         if handle_signals:
-            tg.start_soon(_stop_on_signal, hub)
-        await hub.run()
+            tg.start_soon(_stop_on_signal, hub, stopped)
+        try:
+            await hub.run()
+        finally:
+            stopped.set()
         tg.cancel_scope.cancel()
 
 
-async def _stop_on_signal(hub: Hub) -> None:
+async def _stop_on_signal(hub: Hub, stopped: threading.Event) -> None:
+    if sys.platform == "win32":
+        await _stop_on_console_event(hub, stopped)
+        return
     signals = [signal.SIGINT, signal.SIGTERM]
     if hasattr(signal, "SIGHUP"):
         signals.append(signal.SIGHUP)  # logout / terminal closed
@@ -60,6 +70,21 @@ async def _stop_on_signal(hub: Hub) -> None:
             log.info("received %s; shutting down", signal.Signals(signum).name)
             hub.shutdown()
             return
+
+
+async def _stop_on_console_event(hub: Hub, stopped: threading.Event) -> None:
+    """Windows: asyncio cannot add signal handlers there; console control events (Ctrl-C,
+    Ctrl-Break, the console closing, logoff, shutdown) arrive on a system thread."""
+    from agent.winsession import console_stop_handler
+
+    loop = asyncio.get_running_loop()
+
+    def request_stop(event: str) -> None:
+        log.info("received %s; shutting down", event)
+        loop.call_soon_threadsafe(hub.shutdown)
+
+    with console_stop_handler(request_stop, stopped):
+        await anyio.sleep_forever()
 
 
 def run_headless(config: Config) -> int:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from core.paths import absolute
+
 APP_NAME = "Production Data Hub"
 DESKTOP_NAME = "production-data-hub.desktop"
 MAC_LABEL = "com.productiondatahub.agent"
@@ -43,9 +45,9 @@ def launch_command(config_source: Path | None, *, db_path: Path | None = None,
             exe = str(windowless)
     command = [exe, "-m", "agent", "run"]
     if config_source is not None:
-        command += ["--config", str(Path(config_source).expanduser().resolve())]
+        command += ["--config", str(absolute(config_source))]
     if db_path is not None:
-        command += ["--db", str(Path(db_path).expanduser().resolve())]
+        command += ["--db", str(absolute(db_path))]
     if demo:
         command.append("--demo")
     return command

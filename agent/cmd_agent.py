@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
+
+from core.paths import absolute
 
 
 def register_run(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -30,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     loaded = load(args)
     config = loaded.config
     if args.demo and args.db is None:
-        config.database.path = (Path.cwd() / DEMO_DB).resolve()
+        config.database.path = absolute(DEMO_DB)
     return run_agent(config, headless=args.headless, demo=args.demo,
                      config_source=loaded.source, db_override=args.db)
 

@@ -56,7 +56,7 @@ def dashboard_spec(config: Config, *, port: int | None = None) -> ChildSpec:
         health_url=base + HEALTH_PATH,
         url=base + "/",
         listen=(cfg.host, port),
-        env=config_env(config, parent_pid=os.getpid()),
+        env=config_env(config, parent_pid=os.getpid(), stop_on_eof=True),
         start_timeout=cfg.start_timeout,
         restart_backoff=cfg.restart_backoff,
         restart_backoff_max=cfg.restart_backoff_max,

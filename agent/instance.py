@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
@@ -20,6 +21,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from core.eventlog import iso, utcnow
+from core.paths import absolute
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +52,8 @@ class AlreadyRunning(Exception):
 
 def instance_key(config_source: Path | None, db_path: Path) -> str:
     """A short, stable key for one configuration (config file + database)."""
-    parts = [str(config_source.resolve()) if config_source else "<defaults>",
-             str(db_path.resolve())]
+    parts = [str(absolute(config_source)) if config_source else "<defaults>",
+             str(absolute(db_path))]
     if sys.platform == "win32":  # paths are case-insensitive there
         parts = [p.lower() for p in parts]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
@@ -103,7 +107,10 @@ class InstanceLock:
             fh.close()
             raise AlreadyRunning(self._read_other(wait_info_s))
         self._fh = fh
-        self.write_info(info)
+        try:
+            self.write_info(info)
+        except OSError as exc:  # the lock is what counts; the info only helps others
+            log.warning("cannot write %s: %s", self.info_path, exc)
 
     def write_info(self, info: InstanceInfo) -> None:
         """Publish (or update) this agent's pid and URL, atomically."""
@@ -111,7 +118,7 @@ class InstanceLock:
         data["started"] = data["started"] or iso(utcnow())
         tmp = self.info_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-        os.replace(tmp, self.info_path)
+        replace_retrying(tmp, self.info_path)
 
     def _read_other(self, wait_s: float) -> InstanceInfo | None:
         """The holder's info; it may be a moment behind its lock, so wait a little."""
@@ -142,6 +149,21 @@ class InstanceLock:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+def replace_retrying(source: Path, target: Path, timeout: float = 3.0) -> None:
+    """``os.replace``, retried while another process has ``target`` open: on Windows a
+    file open without FILE_SHARE_DELETE (a plain ``open()`` elsewhere) cannot be replaced
+    ("access denied") until it is closed, whatever share mode the reader used."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.replace(source, target)
+            return
+        except PermissionError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 def read_info(path: Path) -> InstanceInfo | None:

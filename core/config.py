@@ -17,6 +17,8 @@ from typing import Any, Literal
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from core.paths import absolute
+
 APP_NAME = "pdh"
 APP_AUTHOR = "ProductionDataHub"
 CONFIG_FILENAME = "pdh.toml"
@@ -424,7 +426,7 @@ def load_config(
             raise ConfigError(f"{source}: not UTF-8 text; save the file as UTF-8") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{source}: TOML syntax error: {exc}") from None
-        config = parse_config(data, source=str(source), base=source.resolve().parent)
+        config = parse_config(data, source=str(source), base=absolute(source).parent)
     if db_override is not None:
-        config.database.path = db_override.expanduser().resolve()
+        config.database.path = absolute(db_override)
     return LoadedConfig(config=config, source=source)

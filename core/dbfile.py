@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,14 +128,46 @@ class DbLook:
         return other is not None and self.version == other.version
 
 
+class _HeaderMemo:
+    """The last header read per file, with the stat it was read at.
+
+    On Windows any open handle on the ERP's file, however brief, makes the ERP's
+    rename-over export fail at that moment ("access denied": a file that is open cannot
+    be replaced, whatever its share mode). So there a look opens the file only when its
+    stat (file id, size, mtime) or its journal differs from the last read, and an idle
+    hub's periodic looks never touch it. Elsewhere opening costs the ERP nothing and
+    every look reads the header (which also catches a copy that keeps size and mtime).
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._last: dict[Path, tuple[FileStat, SqliteHeader]] = {}
+
+    def header(self, path: Path, main: FileStat, writing: bool) -> SqliteHeader:
+        if not (main.exists and main.size):
+            self._last.pop(path, None)
+            return SqliteHeader(valid=False)
+        if self.enabled and not writing:
+            last = self._last.get(path)
+            if last is not None and last[0] == main:
+                return last[1]
+        header = read_header(path)
+        self._last[path] = (main, header)
+        return header
+
+
+HEADERS = _HeaderMemo(enabled=sys.platform == "win32")
+
+
 def look(path: Path) -> DbLook:
     """Stat the database and its sidecars and read its change counter (blocking)."""
     main = FileStat.of(path)
-    header = read_header(path) if main.exists and main.size else SqliteHeader(valid=False)
+    journal = FileStat.of(sidecar(path, "-journal"))
+    header = HEADERS.header(path, main, writing=journal.exists)
     return DbLook(
         path=path,
         main=main,
-        journal=FileStat.of(sidecar(path, "-journal")),
+        journal=journal,
         wal=FileStat.of(sidecar(path, "-wal")),
         # Readers of a WAL database touch -shm; only its presence says anything.
         shm=FileStat(exists=sidecar(path, "-shm").exists()),

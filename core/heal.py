@@ -22,6 +22,7 @@ from typing import Literal
 from core.config import HealConfig, IndexSpec
 from core.dbfile import DbLook, FileStat, look
 from core.errors import DbBusy, DbChanged, DbMissing, DbReadOnly, DbUnreadable, HubError
+from core.paths import sqlite_uri
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +116,7 @@ def check_readable(path: Path) -> DbLook:
 
 
 def _connect(path: Path, timeout: float) -> sqlite3.Connection:
-    # absolute(), not resolve(): on Windows resolve() turns a mapped drive into a UNC
-    # path (file://server/share/...), which sqlite3 refuses.
-    uri = f"{path.absolute().as_uri()}?mode=rw"
+    uri = sqlite_uri(path, mode="rw")
     conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
     return conn

@@ -27,7 +27,7 @@ def setup_logging(
             handler.close()
     root.setLevel(level)
     formatter = logging.Formatter(LOG_FORMAT)
-    if console:
+    if console and sys.stderr is not None:  # None under pythonw (Windows, no console)
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(formatter)
         setattr(stream, _HANDLER_TAG, True)

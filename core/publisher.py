@@ -159,15 +159,22 @@ class Publisher:
             published_at=moment, rows=rows, file=snapshot_name(version, moment), forced=forced,
             newest_work_date=newest,
         )
-        for hook in self._before:
+        try:
+            placed = await anyio.to_thread.run_sync(self.store.place, path, published)
+        except OSError as exc:
+            await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+            raise StoreError(f"cannot publish the snapshot in {self.store.root}: "
+                             f"{exc.strerror or exc}") from None
+        for hook in self._before:  # warming: readers' connections opened on `placed`
             try:
-                await hook(published, path)
+                await hook(published, placed)
             except Exception:
                 log.exception("before-publish hook failed")
         try:
-            await anyio.to_thread.run_sync(self.store.publish, path, published)
+            await anyio.to_thread.run_sync(self.store.point, published)
         except OSError as exc:
-            await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+            READERS.retire({self.store.path_of(self.published)} if self.published else set())
+            await anyio.to_thread.run_sync(lambda: placed.unlink(missing_ok=True))
             raise StoreError(f"cannot publish the snapshot in {self.store.root}: "
                              f"{exc.strerror or exc}") from None
         previous = self.published

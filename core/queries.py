@@ -27,6 +27,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from core.paths import sqlite_uri
+
 __all__ = [
     "DEFAULT_PERIOD_DAYS",
     "MAX_PAGE",
@@ -401,7 +403,7 @@ class _Readers:
                 return idle.pop()
         if not path.exists():
             raise DataUnavailable(f"database file not found: {path}", "missing")
-        uri = path.absolute().as_uri() + "?mode=ro&immutable=1"
+        uri = sqlite_uri(path, mode="ro", immutable="1")
         try:
             return sqlite3.connect(uri, uri=True, check_same_thread=False)
         except sqlite3.Error as exc:

@@ -28,6 +28,7 @@ from core.config import HealConfig, IndexSpec
 from core.dbfile import DbLook, look
 from core.errors import DbBusy, DbChanged, DbUnreadable, ExportRejected, StoreError
 from core.heal import STATISTICS, IndexStatus, check_readable, inspect
+from core.paths import sqlite_uri
 from core.queries import REQUIRED_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -74,9 +75,7 @@ def _full(exc: BaseException) -> bool:
 
 
 def _ro_uri(path: Path) -> str:
-    # absolute(), not resolve(): on Windows resolve() turns a mapped drive into a UNC
-    # path (file://server/share/...), which sqlite3 refuses.
-    return path.absolute().as_uri() + "?mode=ro"
+    return sqlite_uri(path, mode="ro")
 
 
 def copy_database(source: Path, dest: Path, *, timeout: float) -> None:

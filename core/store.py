@@ -179,13 +179,24 @@ class Store:
                 f"{free:,} free; still serving the last good snapshot"
             )
 
-    def publish(self, copy: Path, published: Published) -> None:
-        """Move ``copy`` into the store as ``published.file`` and switch the pointer to it."""
+    def place(self, copy: Path, published: Published) -> Path:
+        """Move ``copy`` to its name in the store, ``published.file``, before anyone reads
+        it: nothing points there yet. (On Windows an open file cannot be renamed, so it
+        gets its final name before the cache is warmed on it.)"""
         target = self.path_of(published)
         os.replace(copy, target)
+        return target
+
+    def point(self, published: Published) -> None:
+        """Switch the pointer to the placed ``published``: the one moment readers move."""
         write_atomically(self.pointer, published.model_dump_json(indent=2))
         self._cached = None
         self.prune(published)
+
+    def publish(self, copy: Path, published: Published) -> None:
+        """:meth:`place` then :meth:`point`."""
+        self.place(copy, published)
+        self.point(published)
 
     def hold(self, copy: Path | None, held: HeldBack) -> HeldBack:
         """Keep a rejected export (its copy, if any, under ``held/``) for inspection or

@@ -285,11 +285,11 @@ class Supervisor:
                     with anyio.move_on_after(2):
                         await pumped.wait()
                     pumps.cancel_scope.cancel()
-        with anyio.CancelScope(shield=True):
-            await proc.aclose()
-        uptime = 0.0 if ready_at is None else time.monotonic() - ready_at
+                    await proc.aclose()
+                    # Also when the hub is stopping (cancelled): how the child ended.
+                    await self._note(f"=== pid {proc.pid} ended with code {proc.returncode}")
         rc = proc.returncode
-        await self._note(f"=== pid {proc.pid} ended with code {rc}")
+        uptime = 0.0 if ready_at is None else time.monotonic() - ready_at
         if outcome is Outcome.RESTART:
             log.info("%s restarting on request", spec.name)
             return outcome, uptime, "restart requested"
@@ -330,7 +330,9 @@ class Supervisor:
             kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
         return await anyio.open_process(
             list(spec.argv),
-            stdin=subprocess.DEVNULL,
+            # A pipe nobody writes to: the child sees end-of-file when we stop it or die,
+            # the one stop request that reaches a child on every platform and console.
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=spec.cwd,
@@ -377,14 +379,20 @@ class Supervisor:
                 await anyio.sleep(self.spec.health_interval)
 
     async def _stop_child(self) -> None:
-        """Terminate the child and its whole tree: SIGTERM, wait, then SIGKILL."""
+        """Stop the child and its whole tree: ask (end of its stdin, and SIGTERM to its
+        group on POSIX, CTRL_BREAK_EVENT to its process group on Windows), wait
+        ``stop_timeout``, then kill the tree."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
         tree: list[psutil.Process] = []
         if proc.returncode is None:
             tree = await anyio.to_thread.run_sync(_descendants, proc.pid)
-            _signal_group(proc, signal.SIGTERM)
+            if proc.stdin is not None:
+                with contextlib.suppress(OSError, anyio.BrokenResourceError,
+                                         anyio.ClosedResourceError):
+                    await proc.stdin.aclose()
+            _signal_group(proc, _SIGSTOP)
             with anyio.move_on_after(self.spec.stop_timeout):
                 await proc.wait()
             if proc.returncode is None:
@@ -399,6 +407,9 @@ class Supervisor:
 
 
 _SIGKILL = getattr(signal, "SIGKILL", signal.SIGTERM)
+# Windows: a console control event to the child's process group (it was started with
+# CREATE_NEW_PROCESS_GROUP); Python and Streamlit stop cleanly on it, as on SIGTERM.
+_SIGSTOP = signal.SIGTERM if POSIX else getattr(signal, "CTRL_BREAK_EVENT", 1)
 
 
 def port_in_use(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -427,13 +438,26 @@ def _signal_group(proc: anyio.abc.Process, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, sig)  # the child leads its own session: pgid == pid
         return
-    try:  # pragma: no cover - Windows
-        if sig == _SIGKILL:
-            proc.kill()
-        else:
-            proc.terminate()
-    except ProcessLookupError:  # pragma: no cover
-        pass
+    if sig == _SIGKILL:  # pragma: no cover - Windows (tests/windows)
+        with contextlib.suppress(OSError):
+            proc.kill()  # TerminateProcess; _reap ends the rest of the tree
+        return
+    _ctrl_break(proc.pid)  # pragma: no cover
+
+
+def _ctrl_break(pid: int) -> None:  # pragma: no cover - Windows (tests/windows)
+    """CTRL_BREAK_EVENT to the process group ``pid`` leads. Not ``os.kill``: when
+    GenerateConsoleCtrlEvent fails (no console to share: pythonw, a service), CPython
+    3.11's ``os.kill`` goes on to TerminateProcess, the very kill this is to avoid. Then
+    the end of the child's stdin, closed already, is the request."""
+    if sys.platform != "win32":
+        return
+    import ctypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    if not kernel32.GenerateConsoleCtrlEvent(1, pid):  # 1: CTRL_BREAK_EVENT
+        log.debug("no CTRL_BREAK_EVENT for pid %s (error %s); its stdin was closed", pid,
+                  ctypes.get_last_error())
 
 
 def _reap(tree: list[psutil.Process], timeout: float) -> None:

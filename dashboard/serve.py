@@ -5,7 +5,13 @@ The hub's supervisor stops the dashboard cleanly on the way out, but a hub that 
 killed outright (Task Manager, ``kill -9``, a power-user's mistake) cannot. A dashboard
 left behind would hold the port, and the next hub's dashboard could not start. So the
 starter's pid comes in ``PDH_PARENT_PID`` and a watchdog thread ends this process, via
-Streamlit's own clean shutdown, once that pid is gone.
+Streamlit's own clean shutdown, once that pid is gone. Started by the supervisor
+(``PDH_STOP_ON_EOF=1``), the end of stdin is a stop request too: the supervisor closes
+that pipe to ask, and a dead starter's end of it closes by itself. On Windows it is the
+request that works when there is no console to carry a CTRL_BREAK_EVENT (``pythonw``).
+
+The stop is Streamlit's own SIGTERM handler, raised in this process
+(``signal.raise_signal``): on Windows ``os.kill(pid, SIGTERM)`` would be TerminateProcess.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections.abc import Sequence
 
 import psutil
 
-from dashboard.settings import APP_PATH, parent_pid
+from dashboard.settings import APP_PATH, parent_pid, stop_on_eof
 
 WATCH_INTERVAL_S = 1.0
 GRACE_S = 10.0  # for Streamlit's own shutdown, before the process just exits
@@ -39,13 +45,31 @@ def watch_parent(pid: int, interval: float = WATCH_INTERVAL_S) -> threading.Thre
         # Our output went to a pipe read by the dead starter: a write now fails with
         # BrokenPipeError, which would kill Streamlit's shutdown handler half-way.
         _quiet_output()
-        os.kill(os.getpid(), signal.SIGTERM)  # Streamlit shuts its server down cleanly
-        time.sleep(GRACE_S)
-        os._exit(1)  # it did not: leave anyway, the port must come free
+        _stop_cleanly()
 
     thread = threading.Thread(target=watch, name="pdh-parent-watch", daemon=True)
     thread.start()
     return thread
+
+
+def watch_stdin() -> threading.Thread:
+    """Start a daemon thread that stops this process cleanly when stdin reaches its end."""
+
+    def watch() -> None:
+        with contextlib.suppress(OSError, ValueError):
+            while sys.stdin.buffer.read(4096):
+                pass  # nobody should write; whatever comes is not a stop request
+        _stop_cleanly()
+
+    thread = threading.Thread(target=watch, name="pdh-stdin-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def _stop_cleanly() -> None:
+    signal.raise_signal(signal.SIGTERM)  # Streamlit shuts its server down cleanly
+    time.sleep(GRACE_S)
+    os._exit(1)  # it did not: leave anyway, the port must come free
 
 
 def _quiet_output() -> None:
@@ -61,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parent = parent_pid()
     if parent is not None:
         watch_parent(parent)
+    if stop_on_eof() and sys.stdin is not None:
+        watch_stdin()
     from streamlit.web import cli
 
     sys.argv = ["streamlit", "run", str(APP_PATH), *args]

@@ -20,15 +20,25 @@ from core.config import Config, ConfigError, load_config
 ENV_DASHBOARD_CONFIG = "PDH_DASHBOARD_CONFIG"
 ENV_DB = "PDH_DB"
 ENV_PARENT_PID = "PDH_PARENT_PID"  # the dashboard ends itself when this process is gone
+ENV_STOP_ON_EOF = "PDH_STOP_ON_EOF"  # "1": end cleanly when stdin (the starter's pipe) ends
 APP_PATH = Path(__file__).resolve().parent / "app.py"
 
 
-def config_env(config: Config, *, parent_pid: int | None = None) -> dict[str, str]:
-    """Environment variables that hand ``config`` (and the starter's pid) to a dashboard."""
+def config_env(config: Config, *, parent_pid: int | None = None,
+               stop_on_eof: bool = False) -> dict[str, str]:
+    """Environment variables that hand ``config`` (and the starter's pid) to a dashboard;
+    ``stop_on_eof`` when the starter holds a pipe to the child's stdin and closes it to
+    ask for a stop (the supervisor)."""
     env = {ENV_DASHBOARD_CONFIG: config.model_dump_json()}
     if parent_pid is not None:
         env[ENV_PARENT_PID] = str(parent_pid)
+    if stop_on_eof:
+        env[ENV_STOP_ON_EOF] = "1"
     return env
+
+
+def stop_on_eof(environ: Mapping[str, str] | None = None) -> bool:
+    return (os.environ if environ is None else environ).get(ENV_STOP_ON_EOF) == "1"
 
 
 def parent_pid(environ: Mapping[str, str] | None = None) -> int | None:

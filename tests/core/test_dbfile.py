@@ -58,3 +58,48 @@ def test_truncated_file_is_seen_from_its_header(small_db: Path, tmp_path: Path) 
     cut = tmp_path / "cut.db"
     cut.write_bytes(small_db.read_bytes()[:4096 * 3])
     assert look(cut).truncated
+
+
+def test_windows_looks_open_the_file_only_when_its_stat_changed(
+        small_db: Path, monkeypatch) -> None:  # noqa: ANN001
+    """On Windows an open handle makes the ERP's rename-over fail: an unchanged file is
+    not opened again (HEADERS is enabled there); every change is still seen."""
+    from core import dbfile
+
+    memo = dbfile._HeaderMemo(enabled=True)
+    monkeypatch.setattr(dbfile, "HEADERS", memo)
+    opened: list[Path] = []
+    real = dbfile.read_header
+    monkeypatch.setattr(dbfile, "read_header", lambda p: opened.append(p) or real(p))
+
+    first = look(small_db)
+    for _ in range(5):
+        assert look(small_db).same_content(first)
+    assert len(opened) == 1  # idle looks: stat only
+
+    conn = sqlite3.connect(small_db)
+    conn.execute("CREATE TABLE IF NOT EXISTS t_memo(x)")
+    conn.commit()
+    conn.close()
+    changed = look(small_db)
+    assert len(opened) == 2 and not changed.same_content(first)
+    assert changed.change_counter != first.change_counter
+
+    journal = small_db.with_name(small_db.name + "-journal")
+    journal.write_bytes(b"")  # a writer is in a transaction: always read
+    look(small_db)
+    look(small_db)
+    journal.unlink()
+    assert len(opened) == 4
+
+
+def test_other_platforms_read_the_header_every_look(small_db: Path, monkeypatch) -> None:  # noqa: ANN001
+    from core import dbfile
+
+    monkeypatch.setattr(dbfile, "HEADERS", dbfile._HeaderMemo(enabled=False))
+    opened: list[Path] = []
+    real = dbfile.read_header
+    monkeypatch.setattr(dbfile, "read_header", lambda p: opened.append(p) or real(p))
+    look(small_db)
+    look(small_db)
+    assert len(opened) == 2
