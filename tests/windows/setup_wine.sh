@@ -63,7 +63,9 @@ EOF
   # The embeddable build ignores PYTHONPATH and has no site-packages until ._pth says so.
   printf 'python311.zip\r\n.\r\nLib\\site-packages\r\nimport site\r\n' > "$PYDIR/python311._pth"
   mkdir -p "$PYDIR/Lib/site-packages"
-  unzip -q -o "$W"/dl/pip-*.whl -d "$PYDIR/Lib/site-packages"  # pip can't install itself there
+  # pip can't install itself there: unpack its wheel
+  "$PYTHON" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' \
+    "$(ls "$W"/dl/pip-*.whl | head -1)" "$PYDIR/Lib/site-packages"
 
   # Rust >= 1.78 wheels (pydantic-core, watchfiles) import bcryptprimitives!ProcessPrng,
   # which Wine 8 lacks: a forwarding DLL, linked by binutils alone.

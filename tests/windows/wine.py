@@ -129,6 +129,10 @@ class Wine:
         self._quiet(["wineserver", "-p"])
         self._quiet(["wineboot"])  # Wine's services, with null stdio (see module doc)
 
+    def new_session(self) -> None:
+        """After ``wineboot --end-session``: Wine's services again."""
+        self._quiet(["wineboot"])
+
     def close(self) -> None:
         for proc in self.procs:
             proc.stop()
