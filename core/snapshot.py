@@ -4,10 +4,10 @@ add what makes the readers fast.
 The copy is made from a short read-only connection as one committed state, never a
 half-written one: a rollback-journal file byte for byte while that connection holds
 SQLite's SHARED lock (no writer can commit meanwhile; as fast as ``cp``), a WAL-mode
-file with SQLite's online backup. The
-copy then has to pass :func:`verify` before anyone may see it. Serving aids (covering
-indexes for the summaries, KPIs and the Pareto) go into the snapshot only, never into
-the ERP's file.
+file with SQLite's online backup. The copy then has to pass :func:`verify` before
+anyone may see it. What the snapshot gets beyond the ERP's file (the index spec when the
+in-place heal did not add it, statistics, optional covering indexes) goes into the
+snapshot only, never into the ERP's file.
 
 Every function here blocks (sqlite3, file I/O): the hub calls them through
 ``anyio.to_thread``.
@@ -37,8 +37,10 @@ from core.queries import REQUIRED_COLUMNS
 
 log = logging.getLogger(__name__)
 
-# Index-only plans for the aggregate reads: every column the summaries, KPIs and the
-# Pareto read is in the index, so a period's sums never touch the table's pages.
+# Covering indexes for the aggregate reads (summaries, KPIs, Pareto). Not built by
+# default: on 1M rows they cost 3.2 s of every publish and 64 MB of every snapshot, and
+# gave the cold filtered aggregates only 1.2-1.4x (15 against 21 ms) and the all-data
+# ones nothing (docs/benchmarks.md, "Snapshots (issue 10)"); the index spec serves them.
 SERVING_INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec(
         name="pdh_serve_records",
@@ -259,9 +261,9 @@ def _fsync(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def prepare(path: Path, cfg: HealConfig, *, serving_aids: bool = True) -> list[str]:
-    """Give the copy the index spec, the serving indexes and statistics for what was
-    added. Returns what was added."""
+def prepare(path: Path, cfg: HealConfig, *, serving_aids: bool = False) -> list[str]:
+    """Give the copy the index spec (and with ``serving_aids`` the covering indexes of
+    :data:`SERVING_INDEXES`) and statistics for what was added. Returns what was added."""
     specs = list(cfg.indexes) + (list(SERVING_INDEXES) if serving_aids else [])
     added: list[str] = []
     with closing(sqlite3.connect(path, isolation_level=None)) as conn:

@@ -253,3 +253,22 @@ def test_a_wal_export_with_commits_still_in_the_wal_is_copied_with_them(
         assert how == "backup"
     finally:
         erp.close()
+
+
+def test_prepare_adds_the_index_spec_and_no_covering_indexes(
+    tmp_path: Path, small_db: Path
+) -> None:
+    from core.config import HealConfig
+    from core.heal import STATISTICS
+
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(small_db, copy)
+    cfg = HealConfig()
+    added = snapshot.prepare(copy, cfg)
+    spec = sorted(s.name for s in cfg.indexes)
+    assert sorted(a for a in added if a != STATISTICS) == spec
+    with closing(sqlite3.connect(copy)) as conn:
+        names = sorted(r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"))
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert names == spec  # the ERP's own and the spec's, no pdh_serve_* ones
