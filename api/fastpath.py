@@ -25,15 +25,15 @@ class CacheHitMiddleware:
                 or not scope["path"].startswith(self.prefix)):
             await self.app(scope, receive, send)
             return
-        key = self.source.known(raw_key(scope))
-        if key is None:
+        query = self.source.known(raw_key(scope))
+        if query is None:
             await self.app(scope, receive, send)
             return
         inm = None
         for name, value in scope["headers"]:
             if name == b"if-none-match":
                 inm = value.decode("latin-1")
-        served = await anyio.to_thread.run_sync(self.source.fetch_hit, key, inm)
+        served = await anyio.to_thread.run_sync(self.source.fetch_hit, query, inm)
         if served is None:  # not cached, or nothing to serve: the route answers
             await self.app(scope, receive, send)
             return

@@ -63,6 +63,7 @@ __all__ = [
     "summary_daily",
     "summary_items",
     "summary_lines",
+    "work_date_span",
 ]
 
 T = TypeVar("T")
@@ -170,6 +171,21 @@ class Filters:
         return Filters(
             date_from=self.date_from - delta if self.date_from else None,
             date_to=self.date_to - delta if self.date_to else None,
+            item_code=self.item_code, line_code=self.line_code, shift=self.shift,
+            plant=self.plant, item_group=self.item_group,
+        )
+
+    def within(self, first: date | None, last: date | None) -> Filters:
+        """The same filters for a file whose work_dates run from ``first`` to ``last``: a
+        date bound that covers that whole side is dropped (it selects the same records),
+        so a year given by dates and "all the data" are one cache key."""
+        drop_from = self.date_from is not None and first is not None and self.date_from <= first
+        drop_to = self.date_to is not None and last is not None and self.date_to >= last
+        if not (drop_from or drop_to):
+            return self
+        return Filters(
+            date_from=None if drop_from else self.date_from,
+            date_to=None if drop_to else self.date_to,
             item_code=self.item_code, line_code=self.line_code, shift=self.shift,
             plant=self.plant, item_group=self.item_group,
         )
@@ -491,6 +507,18 @@ def date_range(path: Path) -> DateRange:
         hi = c.execute("SELECT MAX(work_date) FROM production_records").fetchone()[0]
         n = c.execute("SELECT COUNT(*) FROM production_records").fetchone()[0]
         return DateRange(_day(lo), _day(hi), int(n))
+
+    return _read(path, run)
+
+
+def work_date_span(path: Path) -> tuple[date | None, date | None]:
+    """The first and last work_date (two index lookups; no count)."""
+
+    def run(c: sqlite3.Connection) -> tuple[date | None, date | None]:
+        lo, hi = c.execute(
+            "SELECT (SELECT MIN(work_date) FROM production_records),"
+            " (SELECT MAX(work_date) FROM production_records)").fetchone()
+        return _day(lo), _day(hi)
 
     return _read(path, run)
 

@@ -588,3 +588,31 @@ def test_route_sort_names_are_the_core_whitelist() -> None:
     from core.queries import SORTS
 
     assert set(get_args(SortName)) == set(SORTS)
+
+
+async def test_dates_covering_the_whole_snapshot_share_the_all_data_answer(
+    client: httpx.AsyncClient, small_db: Path
+) -> None:
+    """A year given by dates that cover all the snapshot's data is the "all data" query:
+    the same ETag and body, answered from the cache entry the hub warms."""
+    source = client._transport.app.state.source  # type: ignore[attr-defined]
+    [(first, last)] = fetch_all(
+        small_db, "SELECT MIN(work_date), MAX(work_date) FROM production_records")
+    lo, hi = date.fromisoformat(first), date.fromisoformat(last)
+    for route in ("summary/daily", "kpis", "summary/items", "summary/lines", "defects/pareto"):
+        everything = await client.get(f"{V1}/{route}")
+        hits = source.cache.hits
+        for query in (f"date_from={lo}&date_to={hi}",
+                      f"date_from={lo - timedelta(days=40)}&date_to={hi + timedelta(days=3)}",
+                      f"date_to={hi}", f"date_from={lo}"):
+            r = await client.get(f"{V1}/{route}?{query}")
+            assert r.status_code == 200, (route, query, r.text)
+            assert r.headers["etag"] == everything.headers["etag"], (route, query)
+            assert r.content == everything.content, (route, query)
+        assert source.cache.hits == hits + 4, route  # no query computed again
+        inside = await client.get(f"{V1}/{route}?date_from={lo + timedelta(days=1)}")
+        assert inside.headers["etag"] != everything.headers["etag"]
+        assert inside.content != everything.content
+    days = (await client.get(f"{V1}/summary/daily?date_from={lo + timedelta(days=1)}"
+                             f"&date_to={hi + timedelta(days=9)}")).json()["days"]
+    assert days[0]["work_date"] > first and days[-1]["work_date"] == last
