@@ -25,6 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from pydantic import BaseModel, TypeAdapter
 
 from api.cache import VersionedCache
@@ -35,7 +36,6 @@ from api.models import (
     LinesOut,
     LineSummaryOut,
     ParetoOut,
-    RecordsOut,
 )
 from core import queries
 from core.eventlog import iso
@@ -231,8 +231,11 @@ class DataSource:
             queries.decode_cursor(cursor, order)  # a bad cursor is a 422 before any read
 
         def compute(path: Path) -> bytes:
-            page = queries.records(path, filters, limit, cursor, order)
-            return _json(RecordsOut(records=page.records, next_cursor=page.next_cursor))
+            # The bytes RecordsOut's model_dump_json gives (tests/api check), 2-3x faster.
+            rows, nxt = queries.record_rows(path, filters, limit, cursor, order)
+            fields = RECORD_FIELDS
+            return orjson.dumps({"records": [dict(zip(fields, r, strict=True)) for r in rows],
+                                 "next_cursor": nxt})
 
         return Query(("records", filters.key(), limit, cursor, order), compute, filters)
 

@@ -59,6 +59,7 @@ __all__ = [
     "iter_records",
     "kpis",
     "lines",
+    "record_rows",
     "records",
     "summary_daily",
     "summary_items",
@@ -588,6 +589,33 @@ def _records_sql(
     return sql, params
 
 
+def record_rows(
+    path: Path,
+    filters: Filters | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+    order: Order = "asc",
+) -> tuple[list[tuple[Any, ...]], str | None]:
+    """:func:`records` as plain rows in :data:`RECORD_FIELDS` order (for serializers
+    that need no objects), and the next page's cursor."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidQuery("limit", f"must be 1..{MAX_PAGE}, got {limit}")
+    if order not in ("asc", "desc"):
+        raise InvalidQuery("order", f"must be asc or desc, got {order!r}")
+    after = decode_cursor(cursor, order) if cursor else None
+    sql, params = _records_sql(filters or Filters(), after, order, limit + 1)
+
+    def run(c: sqlite3.Connection) -> tuple[list[tuple[Any, ...]], str | None]:
+        rows = c.execute(sql, params).fetchall()
+        nxt = None
+        if len(rows) > limit:
+            del rows[limit:]
+            nxt = encode_cursor(rows[-1][1], rows[-1][0], order)
+        return rows, nxt
+
+    return _read(path, run)
+
+
 def records(
     path: Path,
     filters: Filters | None = None,
@@ -600,22 +628,8 @@ def records(
     ``cursor`` is a previous page's ``next_cursor`` (keyset: no duplicates, no gaps);
     ``next_cursor`` is None on the last page.
     """
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidQuery("limit", f"must be 1..{MAX_PAGE}, got {limit}")
-    if order not in ("asc", "desc"):
-        raise InvalidQuery("order", f"must be asc or desc, got {order!r}")
-    after = decode_cursor(cursor, order) if cursor else None
-    sql, params = _records_sql(filters or Filters(), after, order, limit + 1)
-
-    def run(c: sqlite3.Connection) -> RecordsPage:
-        rows = [Record(*row) for row in c.execute(sql, params)]
-        nxt = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            nxt = encode_cursor(rows[-1].work_date, rows[-1].record_id, order)
-        return RecordsPage(rows, nxt)
-
-    return _read(path, run)
+    rows, nxt = record_rows(path, filters, limit, cursor, order)
+    return RecordsPage([Record(*row) for row in rows], nxt)
 
 
 def iter_records(
