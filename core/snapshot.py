@@ -21,6 +21,7 @@ import os
 import shutil
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
@@ -261,6 +262,26 @@ def _fsync(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
+class _Flush(threading.Thread):
+    """fsync a file in the background; :meth:`check` re-raises what it failed with."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(name=f"fsync {path.name}", daemon=True)
+        self.path = path
+        self.error: OSError | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            _fsync(self.path)
+        except OSError as exc:
+            self.error = exc
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
 def prepare(path: Path, cfg: HealConfig, *, serving_aids: bool = False) -> list[str]:
     """Give the copy the index spec (and with ``serving_aids`` the covering indexes of
     :data:`SERVING_INDEXES`) and statistics for what was added. Returns what was added."""
@@ -324,8 +345,15 @@ def make_copy(
         dest.unlink(missing_ok=True)
         raise DbChanged(f"{source.name} changed while it was copied")
     as_of = as_of or datetime.fromtimestamp(before.main.mtime_ns / 1e9, UTC)
-    rows = verify(dest, cfg.indexes, last_rows=last_rows, min_row_ratio=min_row_ratio)
+    # The copy's bytes go to the disk (I/O) while verify reads them (CPU): verify only
+    # reads, and prepare's own fsync at the end covers anything it writes.
+    flushing = _Flush(dest)
     try:
+        rows = verify(dest, cfg.indexes, last_rows=last_rows, min_row_ratio=min_row_ratio)
+    finally:
+        flushing.join()
+    try:
+        flushing.check()
         prepare(dest, cfg)
     except (sqlite3.Error, OSError) as exc:
         dest.unlink(missing_ok=True)
