@@ -1,17 +1,137 @@
-"""Cache hits without routing: a URL the routes have answered before, whose answer is
-cached for the current DB version, is sent straight from the cache.
+"""Answers without routing, for the requests that dominate the load.
 
-Which snapshot is served is still asked on every request, so a hit is exactly as fresh
-as a routed answer; only FastAPI's parameter parsing is skipped, which the earlier
-routed answer already did for the same bytes of URL.
+1. Cache hits: a URL the routes have answered before, whose answer is cached for the
+   current DB version, is sent straight from the cache.
+2. The records route: a ``GET /records`` whose parameters are all valid by the route's
+   own rules is answered here, with the same query, cache entry, ETag and headers as the
+   route would give. Anything else (an unknown or repeated parameter, a value the route
+   would refuse, nothing published yet) goes to the route, which answers it (a 422 in
+   FastAPI's shape, a 503): the fast path never decides an error.
+
+Which snapshot is served is still asked on every request, so an answer from here is
+exactly as fresh as a routed one; only FastAPI's parameter parsing and dependency
+resolution are skipped (about two thirds of a routed request's time).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+from urllib.parse import parse_qsl
+
 import anyio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.data import DataSource, raw_key
+from api.data import DataSource, Query, Served, raw_key
+from core.queries import MAX_PAGE, SHIFTS, DataUnavailable, Filters, InvalidQuery, decode_cursor
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_LIMIT = re.compile(r"[1-9][0-9]{0,3}")
+CODE_MAX = 64  # the routes' CodeParam: 1..64 characters
+CURSOR_MAX = 200
+_CODES = ("item_code", "line_code", "plant", "item_group")
+
+
+class _Refer(Exception):
+    """Not for the fast path: let the route answer."""
+
+
+def _date(value: str) -> date:
+    if not _ISO_DATE.fullmatch(value):
+        raise _Refer
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _Refer from None
+
+
+def _code(value: str) -> str:
+    if not 1 <= len(value) <= CODE_MAX:
+        raise _Refer
+    return value
+
+
+def _shift(value: str) -> str:
+    if value not in SHIFTS:
+        raise _Refer
+    return value
+
+
+def _limit(value: str) -> int:
+    if not _LIMIT.fullmatch(value) or int(value) > MAX_PAGE:
+        raise _Refer
+    return int(value)
+
+
+def _cursor(value: str) -> str:
+    if len(value) > CURSOR_MAX:
+        raise _Refer
+    return value
+
+
+def _order(value: str) -> str:
+    if value not in ("asc", "desc"):
+        raise _Refer
+    return value
+
+
+_RECORD_PARAMS: dict[str, Callable[[str], Any]] = {
+    "date_from": _date, "date_to": _date, "shift": _shift, "limit": _limit,
+    "cursor": _cursor, "order": _order, **{name: _code for name in _CODES},
+}
+
+
+def records_query(source: DataSource, query_string: bytes) -> Query | None:
+    """The records query a valid query string asks for, exactly as the route would build
+    it; None when the route must decide (anything it might refuse or read otherwise)."""
+    try:
+        pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    except ValueError:  # pragma: no cover - parse_qsl is lenient
+        return None
+    params: dict[str, Any] = {}
+    try:
+        for name, value in pairs:
+            parse = _RECORD_PARAMS.get(name)
+            if parse is None or name in params:
+                return None
+            params[name] = parse(value)
+    except _Refer:
+        return None
+    limit = params.pop("limit", 100)
+    cursor = params.pop("cursor", None)
+    order = params.pop("order", "asc")
+    try:
+        filters = Filters(**params)
+        if cursor:
+            decode_cursor(cursor, order)
+    except InvalidQuery:
+        return None
+    return source.records(filters, limit, cursor, order)
+
+
+async def send_served(send: Send, served: Served) -> None:
+    headers = [(b"etag", served.etag.encode()),
+               (b"x-db-version", served.version.encode()),
+               (b"x-data-as-of", served.as_of.encode()),
+               (b"cache-control", b"no-cache")]
+    if served.body is None:
+        await send({"type": "http.response.start", "status": 304, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    headers += [(b"content-type", b"application/json"),
+                (b"content-length", str(len(served.body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": served.body})
+
+
+def _if_none_match(scope: Scope) -> str | None:
+    inm = None
+    for name, value in scope["headers"]:
+        if name == b"if-none-match":
+            inm = value.decode("latin-1")
+    return inm
 
 
 class CacheHitMiddleware:
@@ -19,33 +139,29 @@ class CacheHitMiddleware:
         self.app = app
         self.source = source
         self.prefix = prefix
+        self.records_path = f"{prefix}/records"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] != "http" or scope["method"] != "GET"
                 or not scope["path"].startswith(self.prefix)):
             await self.app(scope, receive, send)
             return
-        key = self.source.known(raw_key(scope))
-        if key is None:
-            await self.app(scope, receive, send)
-            return
-        inm = None
-        for name, value in scope["headers"]:
-            if name == b"if-none-match":
-                inm = value.decode("latin-1")
-        served = await anyio.to_thread.run_sync(self.source.fetch_hit, key, inm)
-        if served is None:  # not cached, or nothing to serve: the route answers
-            await self.app(scope, receive, send)
-            return
-        headers = [(b"etag", served.etag.encode()),
-                   (b"x-db-version", served.version.encode()),
-                   (b"x-data-as-of", served.as_of.encode()),
-                   (b"cache-control", b"no-cache")]
-        if served.body is None:
-            await send({"type": "http.response.start", "status": 304, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        headers += [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(served.body)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": served.body})
+        query = self.source.known(raw_key(scope))
+        if query is not None:
+            served = await anyio.to_thread.run_sync(
+                self.source.fetch_hit, query, _if_none_match(scope))
+            if served is not None:
+                await send_served(send, served)
+                return
+        elif scope["path"] == self.records_path:
+            query = records_query(self.source, scope["query_string"])
+            if query is not None:
+                try:
+                    served = await anyio.to_thread.run_sync(
+                        self.source.fetch, query, _if_none_match(scope))
+                except DataUnavailable:
+                    pass  # the route answers (503 with Retry-After)
+                else:
+                    await send_served(send, served)
+                    return
+        await self.app(scope, receive, send)  # not cached, or nothing to serve

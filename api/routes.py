@@ -173,7 +173,7 @@ def data_router(source: DataSource) -> APIRouter:
             source.fetch, query, request.headers.get("if-none-match")
         )
         # The same URL will mean the same query: later hits can skip routing (fastpath).
-        source.remember(raw_key(request.scope), query.key)
+        source.remember(raw_key(request.scope), query)
         if served.body is None:
             return Response(status_code=304, headers=_headers(served))
         return Response(served.body, media_type="application/json", headers=_headers(served))

@@ -61,10 +61,12 @@ __all__ = [
     "iter_records",
     "kpis",
     "lines",
+    "record_rows",
     "records",
     "summary_daily",
     "summary_items",
     "summary_lines",
+    "work_date_span",
 ]
 
 T = TypeVar("T")
@@ -172,6 +174,21 @@ class Filters:
         return Filters(
             date_from=self.date_from - delta if self.date_from else None,
             date_to=self.date_to - delta if self.date_to else None,
+            item_code=self.item_code, line_code=self.line_code, shift=self.shift,
+            plant=self.plant, item_group=self.item_group,
+        )
+
+    def within(self, first: date | None, last: date | None) -> Filters:
+        """The same filters for a file whose work_dates run from ``first`` to ``last``: a
+        date bound that covers that whole side is dropped (it selects the same records),
+        so a year given by dates and "all the data" are one cache key."""
+        drop_from = self.date_from is not None and first is not None and self.date_from <= first
+        drop_to = self.date_to is not None and last is not None and self.date_to >= last
+        if not (drop_from or drop_to):
+            return self
+        return Filters(
+            date_from=None if drop_from else self.date_from,
+            date_to=None if drop_to else self.date_to,
             item_code=self.item_code, line_code=self.line_code, shift=self.shift,
             plant=self.plant, item_group=self.item_group,
         )
@@ -497,6 +514,18 @@ def date_range(path: Path) -> DateRange:
     return _read(path, run)
 
 
+def work_date_span(path: Path) -> tuple[date | None, date | None]:
+    """The first and last work_date (two index lookups; no count)."""
+
+    def run(c: sqlite3.Connection) -> tuple[date | None, date | None]:
+        lo, hi = c.execute(
+            "SELECT (SELECT MIN(work_date) FROM production_records),"
+            " (SELECT MAX(work_date) FROM production_records)").fetchone()
+        return _day(lo), _day(hi)
+
+    return _read(path, run)
+
+
 def default_filters(span: DateRange, days: int = DEFAULT_PERIOD_DAYS) -> Filters:
     """The dashboard's default view: the last ``days`` days that have data."""
     if span.date_to is None:
@@ -562,6 +591,33 @@ def _records_sql(
     return sql, params
 
 
+def record_rows(
+    path: Path,
+    filters: Filters | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+    order: Order = "asc",
+) -> tuple[list[tuple[Any, ...]], str | None]:
+    """:func:`records` as plain rows in :data:`RECORD_FIELDS` order (for serializers
+    that need no objects), and the next page's cursor."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidQuery("limit", f"must be 1..{MAX_PAGE}, got {limit}")
+    if order not in ("asc", "desc"):
+        raise InvalidQuery("order", f"must be asc or desc, got {order!r}")
+    after = decode_cursor(cursor, order) if cursor else None
+    sql, params = _records_sql(filters or Filters(), after, order, limit + 1)
+
+    def run(c: sqlite3.Connection) -> tuple[list[tuple[Any, ...]], str | None]:
+        rows = c.execute(sql, params).fetchall()
+        nxt = None
+        if len(rows) > limit:
+            del rows[limit:]
+            nxt = encode_cursor(rows[-1][1], rows[-1][0], order)
+        return rows, nxt
+
+    return _read(path, run)
+
+
 def records(
     path: Path,
     filters: Filters | None = None,
@@ -574,22 +630,8 @@ def records(
     ``cursor`` is a previous page's ``next_cursor`` (keyset: no duplicates, no gaps);
     ``next_cursor`` is None on the last page.
     """
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidQuery("limit", f"must be 1..{MAX_PAGE}, got {limit}")
-    if order not in ("asc", "desc"):
-        raise InvalidQuery("order", f"must be asc or desc, got {order!r}")
-    after = decode_cursor(cursor, order) if cursor else None
-    sql, params = _records_sql(filters or Filters(), after, order, limit + 1)
-
-    def run(c: sqlite3.Connection) -> RecordsPage:
-        rows = [Record(*row) for row in c.execute(sql, params)]
-        nxt = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            nxt = encode_cursor(rows[-1].work_date, rows[-1].record_id, order)
-        return RecordsPage(rows, nxt)
-
-    return _read(path, run)
+    rows, nxt = record_rows(path, filters, limit, cursor, order)
+    return RecordsPage([Record(*row) for row in rows], nxt)
 
 
 def iter_records(

@@ -1,11 +1,13 @@
 """Make a snapshot of the ERP's file: copy it into the store, verify the copy, heal it and
 add what makes the readers fast.
 
-The copy is SQLite's online backup from a short read-only connection: a consistent
-picture of one committed state, even of a WAL-mode file, never a half-written one. The
-copy then has to pass :func:`verify` before anyone may see it. Serving aids (covering
-indexes for the summaries, KPIs and the Pareto) go into the snapshot only, never into
-the ERP's file.
+The copy is made from a short read-only connection as one committed state, never a
+half-written one: a rollback-journal file byte for byte while that connection holds
+SQLite's SHARED lock (no writer can commit meanwhile; as fast as ``cp``), a WAL-mode
+file with SQLite's online backup. The copy then has to pass :func:`verify` before
+anyone may see it. What the snapshot gets beyond the ERP's file (the index spec when the
+in-place heal did not add it, statistics, optional covering indexes) goes into the
+snapshot only, never into the ERP's file.
 
 Every function here blocks (sqlite3, file I/O): the hub calls them through
 ``anyio.to_thread``.
@@ -16,13 +18,17 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 import sqlite3
+import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from core.config import HealConfig, IndexSpec
 from core.dbfile import DbLook, look
@@ -33,8 +39,10 @@ from core.queries import REQUIRED_COLUMNS
 
 log = logging.getLogger(__name__)
 
-# Index-only plans for the aggregate reads: every column the summaries, KPIs and the
-# Pareto read is in the index, so a period's sums never touch the table's pages.
+# Covering indexes for the aggregate reads (summaries, KPIs, Pareto). Not built by
+# default: on 1M rows they cost 3.2 s of every publish and 64 MB of every snapshot, and
+# gave the cold filtered aggregates only 1.2-1.4x (15 against 21 ms) and the all-data
+# ones nothing (docs/benchmarks.md, "Snapshots (issue 10)"); the index spec serves them.
 SERVING_INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec(
         name="pdh_serve_records",
@@ -49,6 +57,7 @@ SERVING_INDEXES: tuple[IndexSpec, ...] = (
     ),
 )
 
+_COPY_BUFFER = 8 << 20
 _DAMAGED = {sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT}
 _BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 
@@ -78,20 +87,83 @@ def _ro_uri(path: Path) -> str:
     return sqlite_uri(path, mode="ro")
 
 
-def copy_database(source: Path, dest: Path, *, timeout: float) -> None:
-    """Copy ``source`` into the new file ``dest`` with the backup API, in one step (one
-    read transaction: one committed state). Raises ExportRejected for a damaged source,
+def _same_file(fh_stat: os.stat_result, path: Path) -> bool:
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (fh_stat.st_dev, fh_stat.st_ino)
+
+
+def _copy_bytes(src: BinaryIO, dst: BinaryIO) -> None:
+    """Copy an open file to another (in the kernel where it can: sendfile on Linux)."""
+    if sys.platform.startswith("linux"):
+        size = os.fstat(src.fileno()).st_size
+        offset = 0
+        while offset < size:
+            sent = os.sendfile(dst.fileno(), src.fileno(), offset, size - offset)
+            if sent == 0:
+                break
+            offset += sent
+        return
+    shutil.copyfileobj(src, dst, _COPY_BUFFER)
+
+
+def _file_copy(conn: sqlite3.Connection, source: Path, dest: Path) -> bool:
+    """Copy a rollback-journal ``source`` byte for byte while ``conn`` holds SQLite's
+    SHARED lock on it: no writer can change the file until the lock is released, so the
+    bytes are one committed state (SQLite itself lets any number of readers read while a
+    SHARED lock is held). False, with nothing copied, when that cannot be done here: a
+    WAL-mode file (committed pages may be in the -wal, and a checkpoint may write the
+    main file under a reader), or a file replaced since SQLite opened it."""
+    with open(source, "rb") as fh:
+        opened = os.fstat(fh.fileno())
+        conn.execute("BEGIN")
+        try:
+            # The first read takes the SHARED lock (and would see a hot journal).
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() == "wal" or not _same_file(opened, source):
+                return False
+            header = fh.read(100)
+            if len(header) < 100 or header[18] != 1 or header[19] != 1:
+                return False  # not a rollback-journal database file (WAL: 2)
+            fh.seek(0)
+            with open(dest, "xb") as out:
+                _copy_bytes(fh, out)
+            # Still the file SQLite has locked (a rename-over makes a new inode).
+            return _same_file(opened, source)
+        finally:
+            conn.rollback()
+
+
+def copy_database(source: Path, dest: Path, *, timeout: float) -> str:
+    """Copy ``source`` into the new file ``dest`` as one committed state. Returns how:
+    ``"file"`` (a rollback-journal file, copied byte for byte under a SHARED lock; as
+    fast as ``cp``) or ``"backup"`` (SQLite's backup API, in one step: WAL mode, or a
+    file copy that could not be made). Raises ExportRejected for a damaged source,
     StoreError for a full or unwritable store."""
     dest.unlink(missing_ok=True)
     try:
-        src = sqlite3.connect(_ro_uri(source), uri=True, timeout=timeout)
+        src = sqlite3.connect(_ro_uri(source), uri=True, timeout=timeout,
+                              isolation_level=None)
     except sqlite3.Error as exc:
         raise ExportRejected(f"{source.name} cannot be opened: {exc}") from None
     try:
-        with closing(src), closing(sqlite3.connect(dest)) as dst:
-            for pragma in _BUILD_PRAGMAS:
-                dst.execute(pragma)
-            src.backup(dst)
+        with closing(src):
+            try:
+                if _file_copy(src, source, dest):
+                    return "file"
+            except OSError as exc:
+                if _full(exc):
+                    raise
+                log.info("file copy of %s failed (%s); using the backup API", source.name, exc)
+            dest.unlink(missing_ok=True)
+            with closing(sqlite3.connect(dest)) as dst:
+                for pragma in _BUILD_PRAGMAS:
+                    dst.execute(pragma)
+                src.backup(dst)
+            return "backup"
     except sqlite3.Error as exc:
         dest.unlink(missing_ok=True)
         if _full(exc):
@@ -107,6 +179,9 @@ def copy_database(source: Path, dest: Path, *, timeout: float) -> None:
         raise
     except OSError as exc:
         dest.unlink(missing_ok=True)
+        if _full(exc):
+            raise StoreError(f"the snapshot store {dest.parent.parent} ran out of disk space "
+                             "while copying; still serving the last good snapshot") from None
         raise StoreError(f"cannot write a snapshot in {dest.parent}: "
                          f"{exc.strerror or exc}") from None
 
@@ -186,9 +261,29 @@ def _fsync(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def prepare(path: Path, cfg: HealConfig, *, serving_aids: bool = True) -> list[str]:
-    """Give the copy the index spec, the serving indexes and statistics for what was
-    added. Returns what was added."""
+class _Flush(threading.Thread):
+    """fsync a file in the background; :meth:`check` re-raises what it failed with."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(name=f"fsync {path.name}", daemon=True)
+        self.path = path
+        self.error: OSError | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            _fsync(self.path)
+        except OSError as exc:
+            self.error = exc
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def prepare(path: Path, cfg: HealConfig, *, serving_aids: bool = False) -> list[str]:
+    """Give the copy the index spec (and with ``serving_aids`` the covering indexes of
+    :data:`SERVING_INDEXES`) and statistics for what was added. Returns what was added."""
     specs = list(cfg.indexes) + (list(SERVING_INDEXES) if serving_aids else [])
     added: list[str] = []
     with closing(sqlite3.connect(path, isolation_level=None)) as conn:
@@ -249,8 +344,15 @@ def make_copy(
         dest.unlink(missing_ok=True)
         raise DbChanged(f"{source.name} changed while it was copied")
     as_of = as_of or datetime.fromtimestamp(before.main.mtime_ns / 1e9, UTC)
-    rows = verify(dest, cfg.indexes, last_rows=last_rows, min_row_ratio=min_row_ratio)
+    # The copy's bytes go to the disk (I/O) while verify reads them (CPU): verify only
+    # reads, and prepare's own fsync at the end covers anything it writes.
+    flushing = _Flush(dest)
     try:
+        rows = verify(dest, cfg.indexes, last_rows=last_rows, min_row_ratio=min_row_ratio)
+    finally:
+        flushing.join()
+    try:
+        flushing.check()
         prepare(dest, cfg)
     except (sqlite3.Error, OSError) as exc:
         dest.unlink(missing_ok=True)

@@ -39,7 +39,8 @@ M = TypeVar("M", bound=BaseModel)
 POINTER = "current.json"
 HELD = "held.json"
 SNAPSHOT_GLOB = "snap-*.db"
-# Room a copy needs beyond the source's size: the serving indexes and ANALYZE.
+# Room a copy needs beyond the source's size: the index spec (when the ERP's file lacks
+# it) and ANALYZE.
 HEADROOM = 0.35
 MIN_HEADROOM_BYTES = 16 * 1024 * 1024
 

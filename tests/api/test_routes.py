@@ -588,3 +588,98 @@ def test_route_sort_names_are_the_core_whitelist() -> None:
     from core.queries import SORTS
 
     assert set(get_args(SortName)) == set(SORTS)
+
+
+async def test_dates_covering_the_whole_snapshot_share_the_all_data_answer(
+    client: httpx.AsyncClient, small_db: Path
+) -> None:
+    """A year given by dates that cover all the snapshot's data is the "all data" query:
+    the same ETag and body, answered from the cache entry the hub warms."""
+    source = client._transport.app.state.source  # type: ignore[attr-defined]
+    [(first, last)] = fetch_all(
+        small_db, "SELECT MIN(work_date), MAX(work_date) FROM production_records")
+    lo, hi = date.fromisoformat(first), date.fromisoformat(last)
+    for route in ("summary/daily", "kpis", "summary/items", "summary/lines", "defects/pareto"):
+        everything = await client.get(f"{V1}/{route}")
+        hits = source.cache.hits
+        for query in (f"date_from={lo}&date_to={hi}",
+                      f"date_from={lo - timedelta(days=40)}&date_to={hi + timedelta(days=3)}",
+                      f"date_to={hi}", f"date_from={lo}"):
+            r = await client.get(f"{V1}/{route}?{query}")
+            assert r.status_code == 200, (route, query, r.text)
+            assert r.headers["etag"] == everything.headers["etag"], (route, query)
+            assert r.content == everything.content, (route, query)
+        assert source.cache.hits == hits + 4, route  # no query computed again
+        inside = await client.get(f"{V1}/{route}?date_from={lo + timedelta(days=1)}")
+        assert inside.headers["etag"] != everything.headers["etag"]
+        assert inside.content != everything.content
+    days = (await client.get(f"{V1}/summary/daily?date_from={lo + timedelta(days=1)}"
+                             f"&date_to={hi + timedelta(days=9)}")).json()["days"]
+    assert days[0]["work_date"] > first and days[-1]["work_date"] == last
+
+
+async def test_the_records_fast_path_answers_as_the_route_would(
+    client: httpx.AsyncClient, small_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Valid /records requests are answered without routing, with the bytes and headers
+    the route gives (the route's RecordsOut model, byte for byte); every request the
+    route would refuse, or might read otherwise, still goes to the route."""
+    from api import fastpath
+    from api.models import RecordsOut
+    from core import queries
+
+    app = client._transport.app  # type: ignore[attr-defined]
+    source = app.state.source
+    first = (await client.get(f"{V1}/records?limit=3&order=desc")).json()
+    node = app.middleware_stack
+    while not isinstance(node, fastpath.CacheHitMiddleware):
+        node = node.app
+    routed: list[object] = []
+    inner = node.app
+
+    async def routing(scope: Any, receive: Any, send: Any) -> None:
+        routed.append(scope["query_string"])
+        await inner(scope, receive, send)
+
+    node.app = routing
+    [(item, line, last)] = fetch_all(
+        small_db, "SELECT item_code, line_code, MAX(work_date) FROM production_records")
+    month = f"date_from={date.fromisoformat(last) - timedelta(days=29)}&date_to={last}"
+    valid = [
+        "", "?limit=5", f"?{month}&item_code={item}", f"?{month}&line_code={line}&shift=N",
+        f"?order=desc&limit=7&{month}", "?plant=P1&limit=1000", "?item_group=%EB%B8%8C",
+        f"?limit=3&order=desc&cursor={first['next_cursor']}", f"?{month}&limit=100&order=asc",
+    ]
+    refused = [
+        "?limit=0", "?limit=abc", "?limit=1001", "?limit=05", "?shift=X", "?order=up",
+        "?date_from=20260301", "?date_from=2026-02-30", f"?date_from={last}&date_to=2020-01-01",
+        "?cursor=bad", f"?cursor={first['next_cursor']}&order=asc", "?item_code=",
+        f"?item_code={'x' * 65}", "?limit=5&limit=6", "?unknown=1",
+    ]
+    fast: dict[str, httpx.Response] = {}
+    for query in valid + refused:
+        routed.clear()
+        fast[query] = await client.get(f"{V1}/records{query}")
+        assert bool(routed) == (query in refused), query
+    for query in valid:
+        r = fast[query]
+        assert r.status_code == 200, (query, r.text)
+        params = dict(httpx.QueryParams(query.lstrip("?")))
+        page = queries.records(
+            source.serving().path,
+            queries.Filters(**{k: (date.fromisoformat(v) if k.startswith("date") else v)
+                               for k, v in params.items()
+                               if k not in ("limit", "cursor", "order")}),
+            int(params.get("limit", 100)), params.get("cursor"), params.get("order", "asc"))  # type: ignore[arg-type]
+        model = RecordsOut(records=page.records, next_cursor=page.next_cursor)
+        assert r.content == model.model_dump_json().encode(), query
+    monkeypatch.setattr(fastpath, "records_query", lambda *a: None)  # the route only
+    source.cache.clear()
+    for query, r in fast.items():
+        routed.clear()
+        via_route = await client.get(f"{V1}/records{query}")
+        assert routed or query in refused, query  # a refused URL may be a cache hit now
+        assert (via_route.status_code, via_route.content) == (r.status_code, r.content), query
+        for header in ("etag", "x-db-version", "x-data-as-of", "cache-control",
+                       "content-type", "content-length"):
+            assert via_route.headers.get(header) == r.headers.get(header), (query, header)

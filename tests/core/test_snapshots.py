@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import threading
+from contextlib import closing
 from pathlib import Path
+from typing import BinaryIO
 
 import anyio
 import pytest
 
-from core import queries
+from core import queries, snapshot
 from core.erpsim import ExportMode, simulate_export
 from core.hub import Hub
 from core.publisher import PublishRefused
@@ -196,3 +199,76 @@ async def test_a_full_store_disk_is_reported_and_the_last_snapshot_stays_served(
         await until_event(hub, "snapshot_published", 2)
         await await_for(lambda: hub.status().state is HubState.HEALTHY, 10)
         assert served_rows(hub.publisher.store) == 1800
+
+
+# --- the copy -----------------------------------------------------------------------------
+
+
+def _rows(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as conn:
+        return int(conn.execute("SELECT count(*) FROM production_records").fetchone()[0])
+
+
+def test_a_rollback_journal_export_is_copied_byte_for_byte_under_a_shared_lock(
+    tmp_path: Path, small_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dest = tmp_path / "copy.db"
+    tried: list[str] = []
+    real = snapshot._copy_bytes
+
+    def copy_while_a_writer_tries(src: BinaryIO, dst: BinaryIO) -> None:
+        # Mid-copy, the ERP tries to commit: it must find the file locked.
+        with closing(sqlite3.connect(small_db, timeout=0, isolation_level=None)) as erp:
+            try:
+                erp.execute("DELETE FROM defect_records")
+                tried.append("committed")
+            except sqlite3.OperationalError as exc:
+                tried.append(str(exc))
+        real(src, dst)
+
+    monkeypatch.setattr(snapshot, "_copy_bytes", copy_while_a_writer_tries)
+    assert snapshot.copy_database(small_db, dest, timeout=2) == "file"
+    assert tried == ["database is locked"]
+    assert dest.read_bytes() == small_db.read_bytes()
+    with closing(sqlite3.connect(dest)) as conn:
+        assert conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+
+
+def test_a_wal_export_with_commits_still_in_the_wal_is_copied_with_them(
+    tmp_path: Path, small_db: Path
+) -> None:
+    before = _rows(small_db)
+    erp = sqlite3.connect(small_db, isolation_level=None)
+    try:
+        erp.execute("PRAGMA journal_mode=WAL")
+        erp.execute("PRAGMA wal_autocheckpoint=0")  # the commit stays in -wal
+        erp.execute("DELETE FROM production_records WHERE record_id % 2 = 0")
+        wal = small_db.with_name(small_db.name + "-wal")
+        assert wal.stat().st_size > 0
+        expected = _rows(small_db)
+        assert expected < before
+        dest = tmp_path / "copy.db"
+        how = snapshot.copy_database(small_db, dest, timeout=2)
+        assert _rows(dest) == expected
+        assert how == "backup"
+    finally:
+        erp.close()
+
+
+def test_prepare_adds_the_index_spec_and_no_covering_indexes(
+    tmp_path: Path, small_db: Path
+) -> None:
+    from core.config import HealConfig
+    from core.heal import STATISTICS
+
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(small_db, copy)
+    cfg = HealConfig()
+    added = snapshot.prepare(copy, cfg)
+    spec = sorted(s.name for s in cfg.indexes)
+    assert sorted(a for a in added if a != STATISTICS) == spec
+    with closing(sqlite3.connect(copy)) as conn:
+        names = sorted(r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"))
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert names == spec  # the ERP's own and the spec's, no pdh_serve_* ones
