@@ -29,14 +29,14 @@ db, interval, stop = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 ok = failed = 0
 first = last = None
 while not os.path.exists(stop):
-    shutil.copyfile(db + ".src", db + ".new")
+    if not os.path.exists(db + ".new"):  # the export, written under a temporary name
+        shutil.copyfile(db + ".src", db + ".new")
     try:
-        os.replace(db + ".new", db)
+        os.replace(db + ".new", db)  # the moment that fails while the hub holds `db`
         ok += 1
     except PermissionError:
         now = time.time()
         first, last, failed = first or now, now, failed + 1
-        os.remove(db + ".new")
     time.sleep(interval)
 print(ok, failed, first or 0, last or 0, flush=True)
 """
@@ -94,11 +94,14 @@ def main() -> None:
     figures: dict[str, object] = {"rows": args.rows, "bytes": db.stat().st_size,
                                   "interval_s": args.interval, "platform": sys.platform,
                                   "sqlite": sqlite3.sqlite_version}
+    attempts = 0
+
     def heal_until_done() -> None:
         # The ERP keeps replacing with the un-indexed source, so every heal has work to
         # do, and a replace that lands between two of its steps restarts it (DbChanged),
         # as in the hub.
-        for _attempt in range(50):
+        nonlocal attempts
+        for attempts in range(1, 51):  # noqa: B007
             try:
                 heal(db, cfg)
                 return
@@ -107,6 +110,7 @@ def main() -> None:
         raise SystemExit("the heal never finished: every attempt met a replace")
 
     figures.update(_measure(db, "heal", heal_until_done, args.interval))
+    figures["heal_attempts"] = attempts
     dest = args.dir / "copy.db"
     figures.update(_measure(db, "copy", lambda: copy_database(db, dest, timeout=10),
                             args.interval))

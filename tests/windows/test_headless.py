@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import time
 from pathlib import Path
 
@@ -164,3 +165,26 @@ def test_pythonw_headless_has_no_stderr_and_still_logs(wine: Wine, wdir: Path) -
     text = "".join(p.read_text(errors="replace") for p in (wdir / "logs").glob("*.log"))
     assert "snapshot" in text and "published" in text
     assert "Logging error" not in text and "Traceback" not in text, text[-3000:]
+
+
+def test_a_killed_hub_leaves_no_dashboard_behind(wine: Wine, wdir: Path) -> None:
+    """The hub killed outright (Task Manager, ``taskkill /F``): the dashboard child sees
+    its stdin end (and its parent gone), stops itself through Streamlit's own shutdown,
+    and the port comes free for the next hub. (On main the parent watch got there too,
+    but by TerminateProcess on itself: this guards the new way.)"""
+    db = winpath(wdir / "hub.db")
+    assert wine.run(PDH, "demo-db", db, "--rows", "3000").returncode == 0
+    port, dash_port = free_port(), free_port()
+    write_config(wdir, api_port=port, dashboard_port=dash_port)
+    hub = wine.start_process(PY, "-m", "agent", "run", "--headless", "--config",
+                             winpath(wdir / "pdh.toml"), name="hub")
+    wait_until(lambda: ((_api_status(port) or {}).get("servers", {}).get("dashboard", {})
+                        .get("state") == "running"), "the dashboard child", timeout=180)
+    hub_pid = json.loads(next((wdir / "state").glob("agent-*.json")).read_text())["pid"]
+    assert wine.run("taskkill", "/F", "/PID", str(hub_pid)).returncode == 0
+    hub.wait(30)
+    wait_until(lambda: not any(_is_our_dashboard(p, dash_port)
+                               for p in psutil.process_iter(["cmdline"])),
+               "the orphaned dashboard gone", timeout=30)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", dash_port))  # free again
