@@ -8,13 +8,13 @@ side, which the Windows processes see through Wine's Z: drive.
 from __future__ import annotations
 
 import os
-import socket
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
 from tests.windows.wine import Wine, wine_available, wine_session, winpath
 
 ENV_DIR = os.environ.get("PDH_WINE_ENV")
@@ -43,12 +43,6 @@ def wdir(wine: Wine, tmp_path: Path) -> Path:
     """This test's folder, where the Windows processes run and write their logs."""
     wine.workdir = tmp_path
     return tmp_path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(folder: Path, *, db: str = "hub.db", api_port: int | None = None,

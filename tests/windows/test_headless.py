@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from tests.windows.conftest import free_port, write_config
-from tests.windows.wine import PDH, PY, Wine, wait_until, winpath
+from tests.windows.wine import PDH, PY, Wine, WineProcess, wait_until, winpath
 
 pytestmark = pytest.mark.slow
 
@@ -30,6 +30,20 @@ def _api_status(port: int) -> dict | None:
         return _status(port)
     except httpx.HTTPError:
         return None
+
+
+def _hub_with_dashboard(wine: Wine, wdir: Path) -> tuple[WineProcess, int, int]:
+    assert wine.run(PDH, "demo-db", winpath(wdir / "hub.db"), "--rows", "3000").returncode == 0
+    port, dash_port = free_port(), free_port()
+    write_config(wdir, api_port=port, dashboard_port=dash_port)
+    hub = wine.start_process(PY, "-m", "agent", "run", "--headless", "--config",
+                             winpath(wdir / "pdh.toml"), name="hub")
+    return hub, port, dash_port
+
+
+def _dashboard_pid(port: int) -> int | None:
+    server = (_api_status(port) or {}).get("servers", {}).get("dashboard", {})
+    return server.get("pid") if server.get("state") == "running" else None
 
 
 def test_check_heals_and_publishes(wine: Wine, wdir: Path) -> None:
@@ -105,17 +119,10 @@ def test_dashboard_child_stops_cleanly_and_restarts_after_a_crash(wine: Wine,
                                                                    wdir: Path) -> None:
     """The supervisor on Windows: CTRL_BREAK_EVENT (and the end of the child's stdin)
     instead of TerminateProcess, a restart after a crash, the child gone after the hub."""
-    db = winpath(wdir / "hub.db")
-    assert wine.run(PDH, "demo-db", db, "--rows", "3000").returncode == 0
-    port, dash_port = free_port(), free_port()
-    write_config(wdir, api_port=port, dashboard_port=dash_port)
-    hub = wine.start_process(PY, "-m", "agent", "run", "--headless", "--config",
-                             winpath(wdir / "pdh.toml"), name="hub")
+    hub, port, dash_port = _hub_with_dashboard(wine, wdir)
 
     def dashboard_pid() -> int | None:
-        status = _api_status(port)
-        server = (status or {}).get("servers", {}).get("dashboard", {})
-        return server.get("pid") if server.get("state") == "running" else None
+        return _dashboard_pid(port)
 
     first = wait_until(dashboard_pid, "the dashboard child running", timeout=180)
     health = httpx.get(f"http://127.0.0.1:{dash_port}/_stcore/health", timeout=10,
@@ -172,14 +179,8 @@ def test_a_killed_hub_leaves_no_dashboard_behind(wine: Wine, wdir: Path) -> None
     its stdin end (and its parent gone), stops itself through Streamlit's own shutdown,
     and the port comes free for the next hub. (On main the parent watch got there too,
     but by TerminateProcess on itself: this guards the new way.)"""
-    db = winpath(wdir / "hub.db")
-    assert wine.run(PDH, "demo-db", db, "--rows", "3000").returncode == 0
-    port, dash_port = free_port(), free_port()
-    write_config(wdir, api_port=port, dashboard_port=dash_port)
-    hub = wine.start_process(PY, "-m", "agent", "run", "--headless", "--config",
-                             winpath(wdir / "pdh.toml"), name="hub")
-    wait_until(lambda: ((_api_status(port) or {}).get("servers", {}).get("dashboard", {})
-                        .get("state") == "running"), "the dashboard child", timeout=180)
+    hub, port, dash_port = _hub_with_dashboard(wine, wdir)
+    wait_until(lambda: _dashboard_pid(port), "the dashboard child", timeout=180)
     hub_pid = json.loads(next((wdir / "state").glob("agent-*.json")).read_text())["pid"]
     assert wine.run("taskkill", "/F", "/PID", str(hub_pid)).returncode == 0
     hub.wait(30)

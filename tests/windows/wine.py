@@ -20,10 +20,11 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from tests.conftest import wait_for
 
 PY = r"C:\py311\python.exe"
 PYW = r"C:\py311\pythonw.exe"
@@ -32,14 +33,8 @@ PDH = r"C:\py311\Scripts\pdh.exe"
 
 def wait_until(condition: Callable[[], Any], what: str, timeout: float = 30.0,
                interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
+    """:func:`tests.conftest.wait_for` with the longer defaults Wine needs."""
+    return wait_for(condition, timeout, interval, message=what)
 
 
 def winpath(path: Path | str) -> str:
