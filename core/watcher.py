@@ -29,6 +29,19 @@ def _folder_id(folder: Path) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
+async def _guard_folder(folder: Path, folder_id: tuple[int, int], stop: anyio.Event,
+                        interval: float) -> None:
+    """Set ``stop`` once ``folder`` is gone or is another folder (checked every
+    ``interval``), or return when ``stop`` is set by someone else."""
+    while not stop.is_set():
+        with anyio.move_on_after(interval):
+            await stop.wait()
+        if stop.is_set():
+            return
+        if await anyio.to_thread.run_sync(_folder_id, folder) != folder_id:
+            stop.set()
+
+
 class DbFilter:
     """A watchfiles filter passing only the database file and its sidecars."""
 
@@ -66,33 +79,40 @@ async def watch_db(
             log.info("database folder %s is back", folder)
             on_change()
         last_look = await anyio.to_thread.run_sync(look, path)
+        # The folder's identity is checked by a task of its own: when the folder is
+        # deleted under it, the OS watcher may simply stop yielding (seen once in CI), so
+        # the check must not wait for it. It stops the watcher through `stop_event`.
+        stop = anyio.Event()
         try:
-            async for changes in awatch(
-                folder,
-                watch_filter=watch_filter,
-                force_polling=force_polling,
-                poll_delay_ms=int(poll_interval * 1000),
-                debounce=debounce_ms,
-                rust_timeout=wake_ms,
-                yield_on_timeout=True,
-                recursive=False,
-                ignore_permission_denied=True,
-            ):
-                changed = bool(changes)
-                if force_polling:
-                    # The OS-independent poller compares mtimes in whole seconds, so an
-                    # export landing in the same second as the last write can slip by;
-                    # our own look (inode, size, mtime_ns, change counter) cannot.
-                    current = await anyio.to_thread.run_sync(look, path)
-                    changed = changed or current != last_look
-                    last_look = current
-                if changed:
-                    log.debug("%s may have changed: %s", path.name, changes or "polled")
-                    on_change()
-                if await anyio.to_thread.run_sync(_folder_id, folder) != folder_id:
-                    log.warning("database folder %s went away or was replaced", folder)
-                    on_change()
-                    break
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_guard_folder, folder, folder_id, stop, poll_interval)
+                async for changes in awatch(
+                    folder,
+                    watch_filter=watch_filter,
+                    stop_event=stop,
+                    force_polling=force_polling,
+                    poll_delay_ms=int(poll_interval * 1000),
+                    debounce=debounce_ms,
+                    rust_timeout=wake_ms,
+                    yield_on_timeout=True,
+                    recursive=False,
+                    ignore_permission_denied=True,
+                ):
+                    changed = bool(changes)
+                    if force_polling:
+                        # The OS-independent poller compares mtimes in whole seconds, so
+                        # an export landing in the same second as the last write can slip
+                        # by; our own look (inode, size, mtime_ns, change counter) cannot.
+                        current = await anyio.to_thread.run_sync(look, path)
+                        changed = changed or current != last_look
+                        last_look = current
+                    if changed:
+                        log.debug("%s may have changed: %s", path.name, changes or "polled")
+                        on_change()
+                stop.set()  # the watcher ended by itself: end the guard too
+            if await anyio.to_thread.run_sync(_folder_id, folder) != folder_id:
+                log.warning("database folder %s went away or was replaced", folder)
+                on_change()
         except (OSError, RuntimeError) as exc:
             # The OS watcher died (folder removed under it, too many watches, a share
             # dropped): report a possible change and start over.
