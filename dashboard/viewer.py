@@ -171,9 +171,8 @@ def exposure(config: Config) -> str | None:
     if is_loopback_host(cfg.host):
         return None
     where = "every interface" if cfg.host in WILDCARD_HOSTS else cfg.host
-    readers = (f"anyone who can reach port {cfg.port} after the page password "
-               f"(${cfg.password_env})" if cfg.password_env
-               else f"anyone who can reach port {cfg.port}, without a password")
+    readers = (f"after the page password (${cfg.password_env})" if cfg.password_env
+               else "with no password")
     if cfg.admin_token:
         controls = "remote-enabled with [dashboard] admin_token"
     elif config.api.token:
@@ -182,6 +181,6 @@ def exposure(config: Config) -> str | None:
         controls = "only on this computer (no token set)"
     local = ", ".join(cfg.local_addresses) or "none"
     proxies = ", ".join(cfg.trusted_proxies) or "none"
-    return (f"dashboard listens on {where} ({cfg.host}:{cfg.port}): {readers} reads the "
-            f"data; controls {controls}; local viewers: {local}; "
+    return (f"dashboard listens on {where} ({cfg.host}:{cfg.port}): anyone who can reach "
+            f"it reads the data {readers}; controls {controls}; local viewers: {local}; "
             f"X-Forwarded-For believed from: {proxies}")

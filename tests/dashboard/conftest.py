@@ -99,6 +99,20 @@ class ThreadedHub:
 
         return agent_app.build_hub(self.config)  # the API and the dashboard, as wired
 
+    def count_calls(self, name: str) -> list[tuple[Any, ...]]:
+        """Every call the hub gets of its method ``name`` from now on (the real method
+        still runs): what the API passes on of the controls."""
+        assert self.hub is not None
+        calls: list[tuple[Any, ...]] = []
+        real: Callable[..., Any] = getattr(self.hub, name)
+
+        def counted(*args: Any) -> Any:
+            calls.append(args)
+            return real(*args)
+
+        setattr(self.hub, name, counted)
+        return calls
+
     def at_rest(self) -> bool:
         """Idle, the API up, and the file on disk is the version the hub last accepted."""
         status = self.status()

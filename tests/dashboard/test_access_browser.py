@@ -6,7 +6,7 @@ reverse proxy the config trusts)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,20 +90,6 @@ def has_controls(page: Any) -> bool:
                 "xpath=ancestor::label").count() > 0)
 
 
-def counting(th: ThreadedHub, name: str) -> list[Any]:
-    """Every call the hub gets of its method ``name`` (the real method still runs)."""
-    assert th.hub is not None
-    calls: list[Any] = []
-    real: Callable[..., Any] = getattr(th.hub, name)
-
-    def counted(*args: Any) -> Any:
-        calls.append(args)
-        return real(*args)
-
-    setattr(th.hub, name, counted)
-    return calls
-
-
 def back_messages(page: Any) -> list[BackMsg]:
     """The messages this page's browser sends to the dashboard, from now on."""
     sent: list[BackMsg] = []
@@ -147,12 +133,18 @@ class ServerSide:
 
 
 def test_office_viewers_read_only_token_unlocks_local_has_controls(
-        browser: Any, tmp_path: Path, small_db: Path) -> None:
+        browser: Any, tmp_path: Path, small_db: Path, caplog: pytest.LogCaptureFixture) -> None:
     config = office_config(tmp_path, small_db, admin_token=TOKEN)
     with ThreadedHub(config).running() as th:
         th.wait_at_rest()
         port = dashboard_port(th)
-        checks, autos = counting(th, "check_now"), counting(th, "set_auto_mode")
+        said = [r.getMessage() for r in caplog.records if r.name == "agent.dashboard_service"
+                and r.getMessage().startswith("dashboard listens on")]
+        assert said == [f"dashboard listens on every interface (0.0.0.0:{port}): anyone who "
+                        "can reach it reads the data with no password; controls "
+                        "remote-enabled with [dashboard] admin_token; local viewers: "
+                        f"127.0.0.1; X-Forwarded-For believed from: {PROXY}"]
+        checks, autos = th.count_calls("check_now"), th.count_calls("set_auto_mode")
 
         # On the hub's computer: the controls at once. A forged X-Forwarded-For that
         # names another computer changes nothing (Streamlit's server would believe it
