@@ -43,7 +43,10 @@ def _peer() -> str | None:
     ctx = get_script_run_ctx()
     if ctx is None or not runtime.exists():
         return None
-    client = runtime.get_instance().get_client(ctx.session_id)
+    try:
+        client = runtime.get_instance().get_client(ctx.session_id)
+    except (AttributeError, RuntimeError):  # another Streamlit: unknown, so remote
+        return None
     # st.context.ip_address hides loopback as None; the raw peer is what we need.
     remote_ip = getattr(getattr(client, "client_context", None), "remote_ip", None)
     return remote_ip if isinstance(remote_ip, str) else None
@@ -70,7 +73,7 @@ def viewer(config: Config) -> Viewer:
     """This session's viewer, from its connection, now."""
     peer, forwarded = _peer(), _forwarded_for()
     seen = viewer_of(config, peer, forwarded)
-    if forwarded and seen.peer == seen.address and seen.local:
+    if forwarded and seen.local and not seen.via_proxy:
         warned = _warned()
         if "forwarded" not in warned:
             warned.add("forwarded")

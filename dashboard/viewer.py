@@ -80,6 +80,7 @@ class Viewer:
     peer: str | None  # the TCP peer of the connection
     address: str | None  # the viewer's address (behind a trusted proxy: from its header)
     local: bool  # on the hub's computer: the controls without a token
+    via_proxy: bool = False  # the peer is a trusted proxy (its header was read)
 
     @property
     def shown(self) -> str:
@@ -96,17 +97,17 @@ def identify(peer: str | None, forwarded_for: Sequence[str], *, local: Networks,
         return Viewer(peer, str(peer_addr), peer_addr in local)
     hops = [h.strip() for value in forwarded_for for h in value.split(",") if h.strip()]
     if not hops:
-        return Viewer(peer, None, False)  # a proxy that does not say for whom
+        return Viewer(peer, None, False, True)  # a proxy that does not say for whom
     client: Address | None = None
     for hop in reversed(hops):
         client = parse_address(hop)
         if client is None:
-            return Viewer(peer, None, False)
+            return Viewer(peer, None, False, True)
         if client not in proxies:
             break
     # (every hop a listed proxy: the leftmost one is the viewer)
     assert client is not None
-    return Viewer(peer, str(client), client in local)
+    return Viewer(peer, str(client), client in local, True)
 
 
 def viewer_of(config: Config, peer: str | None, forwarded_for: Sequence[str]) -> Viewer:

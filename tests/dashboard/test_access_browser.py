@@ -155,6 +155,13 @@ def test_office_viewers_read_only_token_unlocks_local_has_controls(
         wait_page(local)
         assert local.get_by_role("button", name="Run Check Now").is_visible()
         assert "read-only" not in sidebar(local)
+        log_file = config.log_dir / "dashboard.log"
+
+        def logged(text: str) -> bool:
+            return log_file.exists() and text in log_file.read_text("utf-8")
+
+        wait_for(lambda: logged("sent X-Forwarded-For 10.20.30.40, which is ignored"), 10,
+                 message="the dashboard's warning about a header from a local viewer")
         # What a click sends: the engineer's messages, to forge on another session.
         local.get_by_role("button", name="Run Check Now").click()
         wait_for(lambda: len(checks) == 1, 15, message="the local check to reach the hub")
@@ -211,6 +218,8 @@ def test_office_viewers_read_only_token_unlocks_local_has_controls(
             # A wrong token: refused, with a back-off; then the right one.
             enter_token(remote, "not-the-token")
             remote.get_by_text("Wrong token. You can try again in 1 s.").wait_for()
+            wait_for(lambda: logged(f"wrong token entered on the dashboard by {REMOTE}"), 10,
+                     message="the wrong token in dashboard.log")
             assert not has_controls(remote)
             # Again at once: refused as too soon, or (after the second) as wrong with
             # the back-off doubled; either way it says how long to wait.

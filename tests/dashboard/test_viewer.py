@@ -65,6 +65,9 @@ def test_forwarded_for_from_a_trusted_proxy_is_read_from_the_right() -> None:
         return viewer.address, viewer.local
 
     assert through("192.168.1.7") == ("192.168.1.7", False)
+    assert identify("10.0.0.2", ["192.168.1.7"], local=LOOPBACK, proxies=PROXIES).via_proxy
+    assert not identify("127.0.0.1", ["192.168.1.7"], local=LOOPBACK,
+                        proxies=PROXIES).via_proxy
     assert through("127.0.0.1") == ("127.0.0.1", True)  # someone on the hub's PC
     # The client put "127.0.0.1" in front itself; the proxy appended what it saw.
     assert through("127.0.0.1, 192.168.1.7") == ("192.168.1.7", False)
