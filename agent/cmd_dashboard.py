@@ -25,6 +25,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from agent.cli import UsageError, load
     from dashboard.settings import config_env, streamlit_argv
+    from dashboard.viewer import exposure
 
     config = load(args).config
     if args.host:
@@ -37,6 +38,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     env = {**os.environ, **config_env(config, parent_pid=os.getpid())}
     print(f"dashboard for {config.db_path} on http://{config.dashboard.host}:"
           f"{config.dashboard.port}/ (Ctrl+C stops it)", flush=True)
+    exposed = exposure(config)
+    if exposed:
+        print(f"pdh: {exposed}", flush=True)
     try:
         child = subprocess.Popen(argv, env=env)
     except OSError as exc:

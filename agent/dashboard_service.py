@@ -20,6 +20,7 @@ from core.config import Config
 from core.hub import Hub
 from core.supervisor import ChildSpec, Supervisor
 from dashboard.settings import config_env, streamlit_argv
+from dashboard.viewer import exposure
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,9 @@ async def dashboard_service(
     )
     hub.register_server(SERVER_NAME, supervisor.status, supervisor.control)
     log.info("dashboard will serve %s", spec.url)
+    exposed = exposure(hub.config)
+    if exposed:
+        log.warning("%s", exposed)
     await supervisor.run(task_status=task_status)
 
 

@@ -8,6 +8,7 @@ and what is allowed. Relative paths resolve against the config file's folder.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -130,6 +131,45 @@ class DashboardConfig(_Section):
     stable_after: float = Field(60.0, gt=0, description="s up before the backoff resets")
     max_restarts: int = Field(5, ge=0, description="crashes in a row before giving up")
     refresh_interval: float = Field(5.0, gt=0, description="s, status panel refresh")
+    # Who may do what on the page (see dashboard/viewer.py): viewers connecting from
+    # ``local_addresses`` are on the hub's PC and get the controls; everyone else reads
+    # only, until they enter ``admin_token`` (or ``[api] token`` when that is empty).
+    local_addresses: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1"],
+        description="addresses or networks that count as this computer",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="reverse proxies whose X-Forwarded-For is believed",
+    )
+    admin_token: str = ""
+    password_env: str = ""  # names the variable holding a password for the whole page
+
+    @field_validator("local_addresses", "trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 10.0.0.5, "
+                    "192.168.1.0/24, ::1)"
+                ) from None
+        return [entry.strip() for entry in value]
+
+    @field_validator("password_env")
+    @classmethod
+    def _password_is_set(cls, value: str) -> str:
+        if value and not os.environ.get(value):
+            raise ValueError(
+                f"the environment variable {value} is not set (it holds the page password)"
+            )
+        return value
+
+    def page_password(self) -> str:
+        """The password for the whole page ('' when none is asked)."""
+        return os.environ.get(self.password_env, "") if self.password_env else ""
 
 
 class UiConfig(_Section):

@@ -171,6 +171,47 @@ LABELS: dict[str, dict[Lang, str]] = {
         "ko": "허브가 요청을 거절했습니다: {error}",
         "en": "The hub refused the request: {error}",
     },
+    "on": {"ko": "켜짐", "en": "on"},
+    "off": {"ko": "꺼짐", "en": "off"},
+    "control_refused": {
+        "ko": "이 화면에서는 허브를 제어할 수 없습니다. 먼저 제어 토큰을 입력하세요.",
+        "en": "Not allowed from this page: enter the control token first.",
+    },
+    # who may control the hub (dashboard.access)
+    "viewer_read_only": {
+        "ko": "{address}에서 보는 중: 읽기 전용입니다. 허브 제어는 허브 PC에서, 또는 제어 "
+              "토큰을 입력한 뒤에 할 수 있습니다.",
+        "en": "Viewing from {address}: read-only. The hub is controlled on its own PC, or "
+              "here after entering the control token.",
+    },
+    "controls_local_only": {
+        "ko": "토큰이 설정되지 않아 허브 PC에서만 제어할 수 있습니다.",
+        "en": "No token is set, so only the hub's PC can control it.",
+    },
+    "controls_unlocked": {
+        "ko": "{address}: 이 세션에서 제어가 허용되었습니다.",
+        "en": "{address}: controls unlocked for this session.",
+    },
+    "token_label": {"ko": "제어 토큰", "en": "Control token"},
+    "unlock_controls": {"ko": "제어 잠금 해제", "en": "Unlock controls"},
+    "lock_controls": {"ko": "제어 잠그기", "en": "Lock controls"},
+    "token_wrong": {
+        "ko": "토큰이 틀렸습니다. {seconds}초 후에 다시 시도할 수 있습니다.",
+        "en": "Wrong token. You can try again in {seconds} s.",
+    },
+    "try_later": {
+        "ko": "너무 빨리 다시 시도했습니다. {seconds}초 후에 다시 시도하세요.",
+        "en": "Too soon after a wrong try: wait {seconds} s and try again.",
+    },
+    "password_title": {
+        "ko": "이 대시보드는 비밀번호로 보호됩니다", "en": "This dashboard needs a password",
+    },
+    "password_label": {"ko": "비밀번호", "en": "Password"},
+    "password_submit": {"ko": "열기", "en": "Open"},
+    "password_wrong": {
+        "ko": "비밀번호가 틀렸습니다. {seconds}초 후에 다시 시도할 수 있습니다.",
+        "en": "Wrong password. You can try again in {seconds} s.",
+    },
     "last_known": {
         "ko": "마지막으로 저장된 상태 (허브 꺼짐)",
         "en": "Last saved state (hub not running)",

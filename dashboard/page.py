@@ -20,7 +20,7 @@ import streamlit as st
 
 from core import queries as q
 from core.config import Config, ConfigError
-from dashboard import charts, data, panel
+from dashboard import access, charts, data, panel
 from dashboard.data import Note, Source, View
 from dashboard.filters import Catalog, Choice, parse_query
 from dashboard.i18n import (
@@ -60,6 +60,8 @@ def main() -> None:
                  f"\n\n{exc}")
         st.stop()
     lang = _language(config)
+    if not access.page_open(config, lang):
+        st.stop()  # the password form only: no data, no status before the password
     tz = _viewer_tz()
     status, problem = panel.fetch_status(config)
     st.session_state[panel.STATUS_KEY] = (status, problem)

@@ -1,4 +1,5 @@
-"""The DB Auto-Management panel: what the hub is doing, and its two controls.
+"""The DB Auto-Management panel: what the hub is doing, and its controls (for the viewers
+:mod:`dashboard.access` allows them to).
 
 A Streamlit fragment that refreshes itself every ``dashboard.refresh_interval`` seconds
 from the hub's API. When the data the page shows is no longer the file's (a new export
@@ -17,7 +18,7 @@ from core.config import Config
 from core.hub import status_from_disk
 from core.messages import localize
 from core.state import CheckResult, StatusSnapshot
-from dashboard import data
+from dashboard import access, data
 from dashboard.hubapi import ApiDown, ApiRefused, HubApi, HubApiError
 from dashboard.i18n import Lang, event_label, fmt_int, fmt_time, tr
 from dashboard.settings import api_base_url
@@ -27,6 +28,7 @@ MESSAGE_KEY = "_panel_message"
 AUTO_KEY = "auto_mode_toggle"
 EVENTS_SHOWN = 6
 MESSAGE_SECONDS = 8.0
+_MESSAGE_LABELS = ("check_requested", "publish_requested", "control_refused")
 _STATE_COLOURS = {"healthy": "green", "working": "blue", "degraded": "orange",
                   "error": "red", "paused": "gray"}
 
@@ -52,6 +54,7 @@ def render(config: Config, lang: Lang, tz: tzinfo | None, seen: data.Seen) -> No
     """The panel, as a self-refreshing fragment; ``seen`` is what the page was drawn from."""
     fragment = st.fragment(_panel, run_every=config.dashboard.refresh_interval)
     fragment(config, lang, tz, seen)
+    access.control_access(config, lang)  # outside the fragment: a refresh never eats a key
 
 
 def _panel(config: Config, lang: Lang, tz: tzinfo | None, seen: data.Seen) -> None:
@@ -66,23 +69,32 @@ def _panel(config: Config, lang: Lang, tz: tzinfo | None, seen: data.Seen) -> No
             st.error(tr("api_down", lang, url=api.url if api else "-", error=problem))
         _last_known(config, lang, tz)
     else:
-        _status(status, api, lang, tz)
+        _status(status, api, config, lang, tz)
     if data.observe(config, status) != seen:
         # New data (or the update finished) since the page was drawn: draw it again.
         st.rerun(scope="app")
 
 
-def _status(status: StatusSnapshot, api: HubApi, lang: Lang, tz: tzinfo | None) -> None:
+def _status(status: StatusSnapshot, api: HubApi, config: Config, lang: Lang,
+            tz: tzinfo | None) -> None:
     colour = _STATE_COLOURS.get(status.state.value, "gray")
     st.markdown(f"{tr('hub_state', lang)}: :{colour}-badge[{tr('state_' + status.state, lang)}]")
     st.caption(localize(status.message, lang))
     st.markdown(f"**{tr('last_db_update', lang)}**  \n{fmt_time(status.last_db_update, lang, tz)}")
     st.markdown(f"**{tr('last_check', lang)}**  \n{_check_text(status.last_check, lang, tz)}")
     st.markdown(f"**{tr('next_check', lang)}**  \n{fmt_time(status.next_check, lang, tz)}")
-    st.session_state[AUTO_KEY] = status.auto_mode  # the hub's word, not the widget's memory
-    st.toggle(tr("auto_mode", lang), key=AUTO_KEY, on_change=_toggle_auto, args=(api,))
-    st.button(tr("run_check", lang), key="run_check", on_click=_check_now, args=(api,),
-              type="primary")
+    # The controls are drawn only for a viewer who may use them (see dashboard.access),
+    # and each callback asks again when it runs: hiding is for the eye, the check is not.
+    control = access.may_control(config)
+    if control:
+        st.session_state[AUTO_KEY] = status.auto_mode  # the hub's word, not the widget's
+        st.toggle(tr("auto_mode", lang), key=AUTO_KEY, on_change=_toggle_auto,
+                  args=(config, api))
+        st.button(tr("run_check", lang), key="run_check", on_click=_check_now,
+                  args=(config, api), type="primary")
+    else:
+        st.markdown(f"**{tr('auto_mode', lang)}**  \n"
+                    f"{tr('on' if status.auto_mode else 'off', lang)}")
     published, held = status.published, status.held_back
     st.markdown(f"**{tr('published', lang)}**  \n" + (
         tr("published_line", lang, when=fmt_time(published.as_of, lang, tz),
@@ -93,8 +105,10 @@ def _status(status: StatusSnapshot, api: HubApi, lang: Lang, tz: tzinfo | None) 
     if held is not None:
         st.warning(f"**{tr('held_back', lang)}** ({fmt_time(held.at, lang, tz)})  \n"
                    f"{held.reason}", icon=":material/block:")
-        st.button(tr("publish_anyway", lang), key="publish_anyway", on_click=_publish_anyway,
-                  args=(api,), disabled=not held.forceable)
+        if control:
+            st.button(tr("publish_anyway", lang), key="publish_anyway",
+                      on_click=_publish_anyway, args=(config, api),
+                      disabled=not held.forceable)
     message = st.session_state.get(MESSAGE_KEY)
     if message:
         kind, text, at = message
@@ -103,7 +117,7 @@ def _status(status: StatusSnapshot, api: HubApi, lang: Lang, tz: tzinfo | None) 
             del st.session_state[MESSAGE_KEY]
         else:
             (st.success if kind == "ok" else st.error)(
-                tr(text, lang) if text in ("check_requested", "publish_requested") else text
+                tr(text, lang) if text in _MESSAGE_LABELS else text
             )
     server = status.servers.get("dashboard")
     if server is not None:
@@ -151,7 +165,19 @@ def _last_known(config: Config, lang: Lang, tz: tzinfo | None) -> None:
                 f"{_check_text(CheckResult.model_validate(check) if check else None, lang, tz)}")
 
 
-def _check_now(api: HubApi) -> None:
+def _allowed(config: Config, action: str) -> bool:
+    """Asked inside every control callback, at the moment it runs (a forged or stale
+    widget message reaches the callback without the page having drawn the control)."""
+    if access.may_control(config):
+        return True
+    access.refused(config, action)
+    st.session_state[MESSAGE_KEY] = ("error", "control_refused", time.monotonic())
+    return False
+
+
+def _check_now(config: Config, api: HubApi) -> None:
+    if not _allowed(config, "check now"):
+        return
     try:
         api.check_now()
     except ApiRefused as exc:
@@ -162,7 +188,9 @@ def _check_now(api: HubApi) -> None:
         st.session_state[MESSAGE_KEY] = ("ok", "check_requested", time.monotonic())
 
 
-def _publish_anyway(api: HubApi) -> None:
+def _publish_anyway(config: Config, api: HubApi) -> None:
+    if not _allowed(config, "publish anyway"):
+        return
     try:
         api.publish_anyway()
     except (ApiRefused, ApiDown) as exc:
@@ -172,7 +200,9 @@ def _publish_anyway(api: HubApi) -> None:
         st.session_state[MESSAGE_KEY] = ("ok", "publish_requested", time.monotonic())
 
 
-def _toggle_auto(api: HubApi) -> None:
+def _toggle_auto(config: Config, api: HubApi) -> None:
+    if not _allowed(config, "auto mode"):
+        return
     try:
         api.set_auto_mode(bool(st.session_state[AUTO_KEY]))
     except HubApiError as exc:

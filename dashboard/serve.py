@@ -12,6 +12,9 @@ request that works when there is no console to carry a CTRL_BREAK_EVENT (``pytho
 
 The stop is Streamlit's own SIGTERM handler, raised in this process
 (``signal.raise_signal``): on Windows ``os.kill(pid, SIGTERM)`` would be TerminateProcess.
+
+It also keeps Streamlit's server from believing anybody's ``X-Forwarded-For`` (see
+:mod:`dashboard.viewer`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,12 @@ from collections.abc import Sequence
 
 import psutil
 
-from dashboard.settings import APP_PATH, parent_pid, stop_on_eof
+from dashboard.settings import (
+    APP_PATH,
+    UVICORN_FORWARDED_ALLOW_IPS,
+    parent_pid,
+    stop_on_eof,
+)
 
 WATCH_INTERVAL_S = 1.0
 GRACE_S = 10.0  # for Streamlit's own shutdown, before the process just exits
@@ -82,6 +90,10 @@ def _quiet_output() -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    # Streamlit's server (uvicorn) would otherwise rewrite the peer of a loopback
+    # connection from its X-Forwarded-For: the page decides who is local from the real
+    # peer and believes the header only from [dashboard] trusted_proxies.
+    os.environ[UVICORN_FORWARDED_ALLOW_IPS] = ""
     parent = parent_pid()
     if parent is not None:
         watch_parent(parent)

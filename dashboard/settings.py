@@ -22,6 +22,9 @@ ENV_DB = "PDH_DB"
 ENV_PARENT_PID = "PDH_PARENT_PID"  # the dashboard ends itself when this process is gone
 ENV_STOP_ON_EOF = "PDH_STOP_ON_EOF"  # "1": end cleanly when stdin (the starter's pipe) ends
 APP_PATH = Path(__file__).resolve().parent / "app.py"
+# uvicorn (Streamlit's server) believes X-Forwarded-For from the hosts listed here
+# (default: loopback); the dashboard sets it empty and decides itself.
+UVICORN_FORWARDED_ALLOW_IPS = "FORWARDED_ALLOW_IPS"
 
 
 def config_env(config: Config, *, parent_pid: int | None = None,

@@ -18,18 +18,36 @@ MISSING = ("needs Debian's chromium at /usr/bin/chromium "
 
 
 @contextmanager
-def chromium_page(width: int = 1400, height: int = 1000) -> Iterator[Any]:
-    """A page in a fresh headless chromium (English UI, Korean time zone), closed after."""
+def chromium() -> Iterator[Any]:
+    """A fresh headless chromium (for tests that need several independent viewers)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": width, "height": height},
-                                      locale="en-US", timezone_id=BROWSER_TZ)
-        page = context.new_page()
-        page.set_default_timeout(30_000)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def new_page(browser: Any, width: int = 1400, height: int = 1000,
+             headers: dict[str, str] | None = None) -> Any:
+    """A page in its own context (its own cookies): English UI, Korean time zone;
+    ``headers`` go with every request the page makes."""
+    context = browser.new_context(viewport={"width": width, "height": height},
+                                  locale="en-US", timezone_id=BROWSER_TZ,
+                                  extra_http_headers=headers)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    return page
+
+
+@contextmanager
+def chromium_page(width: int = 1400, height: int = 1000) -> Iterator[Any]:
+    """A page in a fresh headless chromium (English UI, Korean time zone), closed after."""
+    with chromium() as browser:
+        page = new_page(browser, width, height)
         try:
             yield page
         finally:
-            context.close()
-            browser.close()
+            page.context.close()

@@ -22,6 +22,7 @@ from core.config import Config
 from core.dbfile import look
 from core.hub import Hub
 from core.state import Activity, ServerState
+from dashboard import access
 from dashboard.settings import APP_PATH, ENV_DASHBOARD_CONFIG, config_env
 from tests.conftest import wait_for
 
@@ -40,10 +41,16 @@ def _fresh_streamlit_caches() -> Iterator[None]:
 
 @pytest.fixture
 def page(monkeypatch: pytest.MonkeyPatch) -> Callable[..., AppTest]:
-    """``page(config, **query)``: an AppTest of dashboard/app.py for ``config``, run once."""
+    """``page(config, **query)``: an AppTest of dashboard/app.py for ``config``, run once.
 
-    def make(config: Config, run: bool = True, **query: str | list[str]) -> AppTest:
+    AppTest has no connection, so the viewer's address (the edge :mod:`dashboard.access`
+    reads from Streamlit's server) is given: ``peer``, this computer unless told.
+    """
+
+    def make(config: Config, run: bool = True, peer: str | None = "127.0.0.1",
+             **query: str | list[str]) -> AppTest:
         monkeypatch.setenv(ENV_DASHBOARD_CONFIG, config_env(config)[ENV_DASHBOARD_CONFIG])
+        monkeypatch.setattr(access, "_peer", lambda: peer)
         at = AppTest.from_file(str(APP_PATH), default_timeout=APPTEST_TIMEOUT)
         for key, value in query.items():
             at.query_params[key] = value
@@ -91,6 +98,20 @@ class ThreadedHub:
         from agent import app as agent_app
 
         return agent_app.build_hub(self.config)  # the API and the dashboard, as wired
+
+    def count_calls(self, name: str) -> list[tuple[Any, ...]]:
+        """Every call the hub gets of its method ``name`` from now on (the real method
+        still runs): what the API passes on of the controls."""
+        assert self.hub is not None
+        calls: list[tuple[Any, ...]] = []
+        real: Callable[..., Any] = getattr(self.hub, name)
+
+        def counted(*args: Any) -> Any:
+            calls.append(args)
+            return real(*args)
+
+        setattr(self.hub, name, counted)
+        return calls
 
     def at_rest(self) -> bool:
         """Idle, the API up, and the file on disk is the version the hub last accepted."""
