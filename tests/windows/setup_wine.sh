@@ -34,7 +34,7 @@ mkdir -p "$WINEPREFIX"
 # wineboot starts Wine's services (services.exe, winedevice.exe) here, with null stdio;
 # started later by a `wine ... | cat`, they would hold that pipe open for ever.
 wineserver -p </dev/null >/dev/null 2>&1 || true  # one may be running already
-trap 'wineserver -k >/dev/null 2>&1 || true' EXIT
+trap 'wineserver -k >/dev/null 2>&1; wineserver -w >/dev/null 2>&1 || true' EXIT
 [ -f "$W/.prefix-ok" ] || step "new Wine prefix"
 wineboot -u </dev/null >/dev/null 2>&1
 

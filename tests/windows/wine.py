@@ -120,8 +120,11 @@ class Wine:
 
     def start(self) -> None:
         self.env["DISPLAY"] = self._start_xvfb()
+        # A server left by the setup (or a crashed run) would not know this display:
+        # end it and wait until it is gone (`-k` returns at once), then start ours.
         self._quiet(["wineserver", "-k"], check=False)
-        self._quiet(["wineserver", "-p"])
+        self._quiet(["wineserver", "-w"], check=False)
+        self._quiet(["wineserver", "-p"], check=False)  # refuses if one runs: fine
         self._quiet(["wineboot"])  # Wine's services, with null stdio (see module doc)
 
     def new_session(self) -> None:
