@@ -203,27 +203,29 @@ def _stats_fresh(
     conn: sqlite3.Connection, specs: Sequence[IndexSpec], findings: list[IndexFinding]
 ) -> bool:
     """Statistics are fresh when sqlite_stat1 has a row for every index of the spec that
-    exists on a non-empty table, and its row count matches the table's."""
-    has_stat = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
-    ).fetchone()
+    exists on a non-empty table. No table is counted: an export drops the statistics with
+    the indexes, and a file changed since its statistics were made is told by its header
+    (see ``stats_version`` of :func:`heal`), so a check never scans the ERP's tables."""
     usable = [f.spec for f in findings if f.status is IndexStatus.OK]
     if not usable:
         return True
+    has_stat = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
+    ).fetchone()
     if not has_stat:
         return False
     for spec in usable:
         row = conn.execute(
             "SELECT stat FROM sqlite_stat1 WHERE tbl = ? AND idx = ?", (spec.table, spec.name)
         ).fetchone()
-        count = conn.execute(f'SELECT count(*) FROM "{spec.table}"').fetchone()[0]
-        if row is None:
-            if count:
-                return False
-            continue
-        if int(str(row[0]).split()[0]) != count:
+        rows_then = int(str(row[0]).split()[0]) if row is not None else 0
+        if rows_then == 0 and _has_rows(conn, spec.table):
             return False
     return True
+
+
+def _has_rows(conn: sqlite3.Connection, table: str) -> bool:
+    return conn.execute(f'SELECT 1 FROM "{table}" LIMIT 1').fetchone() is not None
 
 
 class _Healer:
@@ -316,9 +318,14 @@ def heal(
     *,
     expected: DbLook | None = None,
     dry_run: bool = False,
+    stats_version: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> HealReport:
     """Check ``path`` against ``cfg.indexes`` and (unless ``dry_run``) heal it.
+
+    ``stats_version`` is the file's version when its statistics were last made or found
+    fresh: a file whose version moved on since then gets them again (its rows may have
+    changed); None trusts statistics that are there.
 
     ``expected`` is the settled look; if the file differs from it, or changes during the
     heal, DbChanged is raised and nothing more is written. Raises DbMissing,
@@ -330,6 +337,9 @@ def heal(
     if expected is not None and not current.same_content(expected):
         raise DbChanged(f"{path.name} changed since it settled")
     healer, inspection = _open_and_inspect(path, cfg, expected or current, sleep)
+    if stats_version is not None and current.version != stats_version:
+        inspection.stats_fresh = inspection.stats_fresh and not inspection.needing(
+            IndexStatus.OK)
     with closing(healer):
         try:
             report = _heal_with(healer, inspection, cfg, dry_run)

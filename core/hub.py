@@ -100,6 +100,7 @@ class Hub:
         self._want_check = False
         self._want_forced = False
         self._busy_streak = 0  # checks in a row that found the database locked
+        self._stats_version: str | None = None  # the file's version when its stats were made
         self._tg: anyio.abc.TaskGroup | None = None
         self._save_wanted: anyio.Event | None = None
         self._save_lock = anyio.Lock()
@@ -501,7 +502,8 @@ class Hub:
             if self.config.heal.in_place:
                 self._set(Activity.CHECKING, "checking indexes")
                 report = await anyio.to_thread.run_sync(
-                    lambda: heal(self.path, self.config.heal, expected=settled)
+                    lambda: heal(self.path, self.config.heal, expected=settled,
+                                 stats_version=self._stats_version)
                 )
             else:  # the ERP's file is only read: is it whole?
                 await anyio.to_thread.run_sync(check_readable, self.path)
@@ -558,6 +560,8 @@ class Hub:
             version=after.version,
         )
         self.heals += bool(report.healed)
+        if report.result != "failed" and self.config.heal.analyze:
+            self._stats_version = after.version
         if report.result == "failed":
             self.events.emit(EventName.HEAL_FAILED, error=self._last_check.error,
                              healed=report.healed)

@@ -85,12 +85,37 @@ def test_dry_run_reports_but_changes_nothing(small_db: Path) -> None:
     assert index_columns(small_db) == {}
 
 
+def test_a_check_of_an_unchanged_file_reads_no_table(small_db: Path) -> None:
+    """The check runs on every export and every hour: it must not scan the ERP's tables
+    (each scan of the big table makes an ERP commit wait)."""
+    first = heal(small_db, cfg())
+    assert first.after is not None
+    statements: list[str] = []
+    real_connect = sqlite3.connect
+
+    def traced(*args: object, **kwargs: object) -> sqlite3.Connection:
+        conn = real_connect(*args, **kwargs)  # type: ignore[call-overload]
+        conn.set_trace_callback(statements.append)
+        return conn  # type: ignore[no-any-return]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sqlite3, "connect", traced)
+        again = heal(small_db, cfg(), stats_version=first.after.version)
+    assert again.result == "ok"
+    assert statements, "the trace saw nothing"
+    data_tables = ("production_records", "defect_records")
+    scans = [s for s in statements if any(t in s and "LIMIT 1" not in s and "PRAGMA" not in s
+                                          and "sqlite_stat1" not in s for t in data_tables)]
+    assert scans == []
+
+
 def test_stale_statistics_are_refreshed(small_db: Path) -> None:
-    heal(small_db, cfg())
+    first = heal(small_db, cfg())
+    assert first.after is not None
     conn = sqlite3.connect(small_db, isolation_level=None)
     conn.execute("DELETE FROM production_records WHERE record_id % 2 = 0")
     conn.close()
-    report = heal(small_db, cfg())
+    report = heal(small_db, cfg(), stats_version=first.after.version)
     assert report.result == "healed" and report.healed == [STATISTICS]
     conn = sqlite3.connect(small_db)
     count = conn.execute("SELECT count(*) FROM production_records").fetchone()[0]
