@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import anyio
 
@@ -21,8 +21,10 @@ from core.state import ServerState, ServerStatus
 
 log = logging.getLogger(__name__)
 
-# Later issues (API, dashboard supervisor, demo exporter) add their services here.
+# ``install(hub)`` adds one service (a server, the demo exporter, the toasts) to a hub.
 ServiceInstaller = Callable[[Hub], None]
+
+
 def install_api(hub: Hub) -> None:
     """The data API in the hub's task group. Imported only when enabled: FastAPI and
     uvicorn are about a third of the agent's memory."""
@@ -34,19 +36,22 @@ def install_api(hub: Hub) -> None:
     install(hub)
 
 
-INSTALLERS: list[ServiceInstaller] = [install_api, install_dashboard]
+# The servers every agent runs; a run adds its own (demo, toasts) to this list.
+DEFAULT_INSTALLERS: tuple[ServiceInstaller, ...] = (install_api, install_dashboard)
 
 
-def build_hub(config: Config, channel: Channel | None = None) -> Hub:
+def build_hub(config: Config, channel: Channel | None = None,
+              installers: Sequence[ServiceInstaller] = DEFAULT_INSTALLERS) -> Hub:
     hub = Hub(config, channel=channel)
-    for install in INSTALLERS:
+    for install in installers:
         install(hub)
     return hub
 
 
-async def serve(config: Config, channel: Channel | None = None, *, handle_signals: bool) -> None:
+async def serve(config: Config, channel: Channel | None = None, *, handle_signals: bool,
+                installers: Sequence[ServiceInstaller] = DEFAULT_INSTALLERS) -> None:
     """Run the hub until shutdown; with ``handle_signals``, SIGINT/SIGTERM stop it cleanly."""
-    hub = build_hub(config, channel)
+    hub = build_hub(config, channel, installers)
     stopped = threading.Event()
     async with anyio.create_task_group() as tg:
         if handle_signals:

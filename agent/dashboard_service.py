@@ -1,6 +1,6 @@
 """The dashboard as a hub service: a supervised ``streamlit run dashboard/app.py`` child.
 
-``install(hub)`` (listed in :data:`agent.app.INSTALLERS`) adds the service when
+``install(hub)`` (listed in :data:`agent.app.DEFAULT_INSTALLERS`) adds the service when
 ``dashboard.enabled``. Its state appears in the hub status as ``servers.dashboard``
 (state, url, restarts, pid), its crashes and give-ups in the event log, and the tray or
 API can restart, stop and start it through the hub's server commands.

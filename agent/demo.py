@@ -64,5 +64,5 @@ class DemoExporter:
 
 
 def install(hub: Hub) -> None:
-    """Add the demo exporter to ``hub`` (an ``agent.app.INSTALLERS``-style function)."""
+    """Add the demo exporter to ``hub`` (an :data:`agent.app.ServiceInstaller`)."""
     hub.add_service(DemoExporter(hub.config).run)

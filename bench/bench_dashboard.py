@@ -85,7 +85,7 @@ def bench_config(folder: Path, db: Path) -> Config:
 @contextmanager
 def running_hub(config: Config) -> Iterator[tuple[Any, Hub]]:
     """The agent's hub with the API and the dashboard, on its own event-loop thread, wired
-    as ``pdh run`` wires it (agent.app.INSTALLERS: the API and the dashboard; adding
+    as ``pdh run`` wires it (agent.app.DEFAULT_INSTALLERS: the API and the dashboard; adding
     api.server.install again would start a second API on the same port)."""
     from agent import app as agent_app
 

@@ -192,3 +192,35 @@ def test_status_asks_the_running_agent_then_falls_back(tmp_path: Path, small_db:
     after = json.loads(pdh("status", "--config", str(cfg), "--json").stdout)
     assert after["source"] == "saved state (agent not reachable)"
     assert after["last_check"]["result"] == "healed"
+
+
+@pytest.mark.parametrize("command", ["dashboard", "api"])
+def test_a_bad_port_is_one_line_and_exit_2_as_python_m_agent_cli(
+        tmp_path: Path, small_db: Path, command: str) -> None:
+    """Run as ``python -m agent.cli``: the module is __main__, and must not be imported a
+    second time by the commands (two UsageError classes, a traceback)."""
+    env = {**os.environ, "PDH_CONFIG": str(write_config(tmp_path, small_db))}
+    done = subprocess.run([sys.executable, "-m", "agent.cli", command, "--port", "70000"],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--port" in lines[0] and "70000" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_no_command_module_imports_the_cli() -> None:
+    """The wiring is one way: cli.py imports the command modules, never the reverse, and
+    nothing is registered by importing a module."""
+    import ast
+
+    agent_dir = Path(__file__).resolve().parents[1] / "agent"
+    offenders = []
+    for source in sorted(agent_dir.glob("*.py")):
+        if source.name in ("cli.py", "__main__.py"):
+            continue
+        for node in ast.walk(ast.parse(source.read_text("utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "agent.cli" for n in names):
+                offenders.append(source.name)
+    assert offenders == []
