@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 import threading
@@ -20,6 +21,33 @@ from core.logs import setup_logging
 from core.state import ServerState, ServerStatus
 
 log = logging.getLogger(__name__)
+
+EXIT_FORCED = 1  # a second stop request: the process ends without its cleanup
+
+
+class StopRequests:
+    """What a stop signal does (as uvicorn): the first stops the hub gracefully, a second
+    one ends the process at once. Call from any thread."""
+
+    def __init__(self, graceful: Callable[[], None],
+                 force: Callable[[], None] = lambda: os._exit(EXIT_FORCED)) -> None:
+        self._graceful = graceful
+        self._force = force
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def __call__(self, why: str) -> None:
+        with self._lock:
+            self._count += 1
+            first = self._count == 1
+        if first:
+            log.info("received %s; shutting down (again to force it)", why)
+            self._graceful()
+        else:
+            log.warning("received %s again; exiting now, without waiting for cleanup", why)
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            self._force()
 
 # ``install(hub)`` adds one service (a server, the demo exporter, the toasts) to a hub.
 ServiceInstaller = Callable[[Hub], None]
@@ -70,11 +98,10 @@ async def _stop_on_signal(hub: Hub, stopped: threading.Event) -> None:
     signals = [signal.SIGINT, signal.SIGTERM]
     if hasattr(signal, "SIGHUP"):
         signals.append(signal.SIGHUP)  # logout / terminal closed
+    request_stop = StopRequests(hub.shutdown)
     with anyio.open_signal_receiver(*signals) as received:
         async for signum in received:
-            log.info("received %s; shutting down", signal.Signals(signum).name)
-            hub.shutdown()
-            return
+            request_stop(signal.Signals(signum).name)
 
 
 async def _stop_on_console_event(hub: Hub, stopped: threading.Event) -> None:
@@ -83,11 +110,7 @@ async def _stop_on_console_event(hub: Hub, stopped: threading.Event) -> None:
     from agent.winsession import console_stop_handler
 
     loop = asyncio.get_running_loop()
-
-    def request_stop(event: str) -> None:
-        log.info("received %s; shutting down", event)
-        loop.call_soon_threadsafe(hub.shutdown)
-
+    request_stop = StopRequests(lambda: loop.call_soon_threadsafe(hub.shutdown))
     with console_stop_handler(request_stop, stopped):
         await anyio.sleep_forever()
 

@@ -23,6 +23,7 @@ from core.config import HealConfig, IndexSpec
 from core.dbfile import DbLook, FileStat, look
 from core.errors import DbBusy, DbChanged, DbMissing, DbReadOnly, DbUnreadable, HubError
 from core.paths import sqlite_uri
+from core.sqlite import NEVER, Interrupter, begin_immediate
 
 log = logging.getLogger(__name__)
 
@@ -232,12 +233,14 @@ class _Healer:
     """One heal on one short-lived connection; raises DbChanged if the file moves under it."""
 
     def __init__(
-        self, path: Path, cfg: HealConfig, expected: DbLook, sleep: Callable[[float], None]
+        self, path: Path, cfg: HealConfig, expected: DbLook, sleep: Callable[[float], None],
+        interrupter: Interrupter,
     ) -> None:
         self.path = path
         self.cfg = cfg
         self.expected = expected
         self.sleep = sleep
+        self.interrupter = interrupter
         self.conn = _connect(path, cfg.connect_timeout)
         self.data_version = self._data_version()
         # The inode our connection writes to; if the path stops naming it, every later
@@ -269,7 +272,7 @@ class _Healer:
         attempts = self.cfg.retries
         for attempt in range(1, attempts + 1):
             try:
-                self.conn.execute("BEGIN IMMEDIATE")
+                begin_immediate(self.conn, self.cfg.connect_timeout, self.interrupter)
             except sqlite3.OperationalError as exc:
                 if _code(exc) in _BUSY_CODES and attempt < attempts:
                     delay = self.cfg.retry_backoff * 2 ** (attempt - 1)
@@ -319,7 +322,8 @@ def heal(
     expected: DbLook | None = None,
     dry_run: bool = False,
     stats_version: str | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
+    interrupter: Interrupter = NEVER,
 ) -> HealReport:
     """Check ``path`` against ``cfg.indexes`` and (unless ``dry_run``) heal it.
 
@@ -336,11 +340,12 @@ def heal(
     current = check_readable(path)
     if expected is not None and not current.same_content(expected):
         raise DbChanged(f"{path.name} changed since it settled")
-    healer, inspection = _open_and_inspect(path, cfg, expected or current, sleep)
+    pause = sleep or interrupter.sleep
+    healer, inspection = _open_and_inspect(path, cfg, expected or current, pause, interrupter)
     if stats_version is not None and current.version != stats_version:
         inspection.stats_fresh = inspection.stats_fresh and not inspection.needing(
             IndexStatus.OK)
-    with closing(healer):
+    with closing(healer), interrupter.watching(healer.conn):
         try:
             report = _heal_with(healer, inspection, cfg, dry_run)
             healer.final_look()  # raises DbChanged if another program wrote meanwhile
@@ -362,15 +367,17 @@ def heal(
 
 
 def _open_and_inspect(
-    path: Path, cfg: HealConfig, expected: DbLook, sleep: Callable[[float], None]
+    path: Path, cfg: HealConfig, expected: DbLook, sleep: Callable[[float], None],
+    interrupter: Interrupter,
 ) -> tuple[_Healer, Inspection]:
     """Open the file and read its indexes, retried with doubling backoff while a writer
     holds the exclusive lock (even reads wait for it)."""
     for attempt in range(1, cfg.retries + 1):
         healer: _Healer | None = None
         try:
-            healer = _Healer(path, cfg, expected, sleep)
-            return healer, inspect(healer.conn, cfg.indexes)
+            healer = _Healer(path, cfg, expected, sleep, interrupter)
+            with interrupter.watching(healer.conn):
+                return healer, inspect(healer.conn, cfg.indexes)
         except sqlite3.Error as exc:
             if healer is not None:
                 healer.close()

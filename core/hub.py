@@ -26,13 +26,22 @@ from core.alerts import Dispatcher, channels_of
 from core.channel import Channel, Command, CommandKind
 from core.config import Config
 from core.dbfile import DbLook, look
-from core.errors import DbBusy, DbChanged, DbMissing, DbReadOnly, DbUnreadable, StoreError
+from core.errors import (
+    DbBusy,
+    DbChanged,
+    DbMissing,
+    DbReadOnly,
+    DbUnreadable,
+    Interrupted,
+    StoreError,
+)
 from core.eventlog import EventLog, EventName, utcnow
 from core.freshness import Freshness, assess, next_change
 from core.heal import HealReport, check_readable, heal
 from core.language import resolve_language
 from core.publisher import BeforePublish, Outcome, Publisher, PublishRefused
 from core.settle import settle
+from core.sqlite import Interrupter
 from core.state import (
     Activity,
     CheckResult,
@@ -104,6 +113,9 @@ class Hub:
         self._tg: anyio.abc.TaskGroup | None = None
         self._save_wanted: anyio.Event | None = None
         self._save_lock = anyio.Lock()
+        # Ends the SQLite work of a check in its thread when the hub stops (a heal waiting
+        # for the ERP's lock would otherwise hold the shutdown for minutes).
+        self._interrupter = Interrupter()
         self.cycles = 0
         self.heals = 0
 
@@ -161,6 +173,8 @@ class Hub:
         return published.version
 
     def shutdown(self) -> None:
+        """Stop: interrupt the SQLite work in hand, cancel the task group."""
+        self._interrupter.interrupt()
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
 
@@ -282,6 +296,7 @@ class Hub:
                 # Commands run straight on the loop (deliver only sets flags or starts a
                 # task): no queue in between that could fill up and drop one.
                 self.channel.bind(self.deliver)
+                tg.start_soon(self._interrupt_when_cancelled)
                 tg.start_soon(self._worker)
                 tg.start_soon(self._saver)
                 tg.start_soon(self._scheduler)
@@ -299,6 +314,13 @@ class Hub:
                 await self._save()
                 await anyio.to_thread.run_sync(self.events.flush)
             log.info("hub stopped")
+
+    async def _interrupt_when_cancelled(self) -> None:
+        """However the hub is cancelled, a check running in a thread is told at once."""
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self._interrupter.interrupt()
 
     async def _start_alerts(self, tg: anyio.abc.TaskGroup) -> None:
         """Alerts for people not at the PC, from the same events the toasts read."""
@@ -396,6 +418,8 @@ class Hub:
             self._want_cycle = self._want_check = self._want_forced = False
             try:
                 await self._cycle(check=check, forced=forced and check)
+            except Interrupted:
+                return  # stopping: the cancellation follows
             except Exception:  # a bug must not end the watching; say it loudly
                 log.exception("check cycle failed unexpectedly")
                 self._set(Activity.IDLE, "internal error; see the log")
@@ -503,7 +527,8 @@ class Hub:
                 self._set(Activity.CHECKING, "checking indexes")
                 report = await anyio.to_thread.run_sync(
                     lambda: heal(self.path, self.config.heal, expected=settled,
-                                 stats_version=self._stats_version)
+                                 stats_version=self._stats_version,
+                                 interrupter=self._interrupter)
                 )
             else:  # the ERP's file is only read: is it whole?
                 await anyio.to_thread.run_sync(check_readable, self.path)

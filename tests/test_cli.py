@@ -138,6 +138,51 @@ def test_run_headless_stops_cleanly_on_sigterm(tmp_path: Path, small_db: Path) -
     assert json.loads(status.stdout)["last_check"]["result"] == "healed"
 
 
+def test_sigterm_during_a_heal_held_up_by_a_lock_exits_at_once(
+        tmp_path: Path, small_db: Path) -> None:
+    """Another program holds the write lock; the heal waits for it (with these settings
+    about half a minute). SIGTERM ends the agent within a few seconds, exit 0, with the
+    file whole and no index half-made."""
+    import sqlite3
+    import time
+
+    cfg = write_config(tmp_path, small_db, "[heal]\nconnect_timeout = 3.0\nretries = 5\n"
+                                           "retry_backoff = 1.0\n")
+    erp = sqlite3.connect(small_db, isolation_level=None)
+    erp.execute("BEGIN IMMEDIATE")
+    erp.execute("UPDATE production_records SET good_qty = good_qty WHERE rowid = 1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "--headless", "--config", str(cfg)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        log_file = tmp_path / "logs" / "pdh.log"
+        wait_for(lambda: log_file.exists() and "database busy" in log_file.read_text("utf-8"),
+                 30, message="the heal waiting for the lock")
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        erp.execute("ROLLBACK")
+        erp.close()
+    assert proc.returncode == 0, out
+    assert took < 5, f"stopping took {took:.1f} s"
+    assert "hub stopped" in out and "Traceback" not in out
+    check = sqlite3.connect(small_db)
+    try:
+        assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        made = [r[0] for r in check.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'idx_%'")]
+    finally:
+        check.close()
+    assert made == []  # the lock was never had: nothing written
+    json.loads((tmp_path / "state" / "state.json").read_text("utf-8"))
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT])
 def test_run_headless_ctrl_c(tmp_path: Path, small_db: Path, sig: signal.Signals) -> None:
     cfg = write_config(tmp_path, small_db)

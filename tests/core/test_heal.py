@@ -310,3 +310,41 @@ def test_waits_when_even_reading_is_locked(small_db: Path) -> None:
     finally:
         erp.execute("ROLLBACK")
         erp.close()
+
+
+def test_an_interrupt_ends_a_heal_waiting_for_a_lock(small_db: Path) -> None:
+    """The hub stops while the heal waits out another program's write lock (here it
+    would wait ~30 s): the heal ends at once with Interrupted and writes nothing."""
+    import time
+
+    from core.errors import Interrupted
+    from core.sqlite import Interrupter
+
+    erp = sqlite3.connect(small_db, isolation_level=None)
+    erp.execute("BEGIN IMMEDIATE")
+    interrupter = Interrupter()
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            heal(small_db, cfg(connect_timeout=10.0, retries=3, retry_backoff=1.0),
+                 interrupter=interrupter)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        time.sleep(0.5)  # most likely in the lock wait; wherever it is, it must end at once
+        started = time.monotonic()
+        interrupter.interrupt()
+        worker.join(5)
+        took = time.monotonic() - started
+    finally:
+        erp.execute("ROLLBACK")
+        erp.close()
+        worker.join(60)
+    assert outcome and isinstance(outcome[0], Interrupted), outcome
+    assert took < 1.0
+    assert index_columns(small_db) == {}
