@@ -21,15 +21,20 @@ from typing import Literal
 
 from core.config import HealConfig, IndexSpec
 from core.dbfile import DbLook, FileStat, look
-from core.errors import DbBusy, DbChanged, DbMissing, DbReadOnly, DbUnreadable, HubError
-from core.paths import sqlite_uri
-from core.sqlite import NEVER, Interrupter, begin_immediate
+from core.errors import DbBusy, DbChanged, DbMissing, DbUnreadable, HubError
+from core.sqlite import (
+    BUSY_CODES,
+    NEVER,
+    Interrupter,
+    Mode,
+    begin_immediate,
+    connect,
+    error_code,
+    hub_error,
+)
 
 log = logging.getLogger(__name__)
 
-_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
-_UNREADABLE_CODES = {sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT}
-_READONLY_CODES = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM}
 STATISTICS = "statistics"
 
 
@@ -114,32 +119,6 @@ def check_readable(path: Path) -> DbLook:
             f"the file has {size:,}"
         )
     return current
-
-
-def _connect(path: Path, timeout: float) -> sqlite3.Connection:
-    uri = sqlite_uri(path, mode="rw")
-    conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
-    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-    return conn
-
-
-def _code(exc: sqlite3.Error) -> int:
-    return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
-
-
-def _translate(exc: sqlite3.Error, path: Path, what: str) -> Exception:
-    code = _code(exc)
-    if code in _BUSY_CODES:
-        # Even reads wait while a writer holds the exclusive lock (e.g. its cache spilled).
-        return DbBusy(f"{path.name} stayed locked by another program while {what}: {exc}")
-    if code in _UNREADABLE_CODES:
-        return DbUnreadable(f"{path.name} is damaged or not a database ({exc}) while {what}")
-    if code in _READONLY_CODES:
-        return DbReadOnly(
-            f"cannot write {path.name} while {what}: {exc} "
-            f"(the file and its folder must be writable for the journal)"
-        )
-    return exc
 
 
 def _table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
@@ -241,7 +220,7 @@ class _Healer:
         self.expected = expected
         self.sleep = sleep
         self.interrupter = interrupter
-        self.conn = _connect(path, cfg.connect_timeout)
+        self.conn = connect(path, Mode.READ_WRITE, busy_timeout=cfg.connect_timeout)
         self.data_version = self._data_version()
         # The inode our connection writes to; if the path stops naming it, every later
         # write would land in a file the ERP has already replaced.
@@ -274,18 +253,18 @@ class _Healer:
             try:
                 begin_immediate(self.conn, self.cfg.connect_timeout, self.interrupter)
             except sqlite3.OperationalError as exc:
-                if _code(exc) in _BUSY_CODES and attempt < attempts:
+                if error_code(exc) in BUSY_CODES and attempt < attempts:
                     delay = self.cfg.retry_backoff * 2 ** (attempt - 1)
                     log.info("%s: database busy (%s); retry %d/%d in %.1f s",
                              what, exc, attempt, attempts - 1, delay)
                     self.sleep(delay)
                     continue
-                if _code(exc) in _BUSY_CODES:
+                if error_code(exc) in BUSY_CODES:
                     raise DbBusy(
                         f"{what}: {self.path.name} stayed locked by another program through "
                         f"{attempts} attempts ({self.cfg.connect_timeout:g} s busy timeout each)"
                     ) from None
-                raise _translate(exc, self.path, what) from exc
+                raise hub_error(exc, self.path, what) from exc
             try:
                 self._assert_unchanged()
                 yield self.conn
@@ -358,7 +337,7 @@ def heal(
                 raise DbChanged(f"{path.name} was replaced during the heal ({exc})") from exc
             if isinstance(exc, HubError):
                 raise
-            raise _translate(exc, path, "healing it") from exc
+            raise hub_error(exc, path, "healing it") from exc
     # Taken after our connection closed: closing checkpoints a WAL-mode file and removes
     # its -wal and -shm, and that is the file as we leave it, not a new export.
     report.after = look(path)
@@ -381,8 +360,8 @@ def _open_and_inspect(
         except sqlite3.Error as exc:
             if healer is not None:
                 healer.close()
-            if _code(exc) not in _BUSY_CODES or attempt == cfg.retries:
-                raise _translate(exc, path, "opening it") from exc
+            if error_code(exc) not in BUSY_CODES or attempt == cfg.retries:
+                raise hub_error(exc, path, "opening it") from exc
             delay = cfg.retry_backoff * 2 ** (attempt - 1)
             log.info("%s is locked by another program; retry %d/%d in %.1f s",
                      path.name, attempt, cfg.retries - 1, delay)

@@ -27,7 +27,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from core.paths import sqlite_uri
+from core.errors import DbBusy, DbMissing, DbReadOnly, DbUnreadable
+from core.sqlite import Mode, connect, error_code, hub_error, is_time_out, time_limit
 
 __all__ = [
     "DEFAULT_PERIOD_DAYS",
@@ -374,27 +375,35 @@ def as_dicts(rows: Sequence[Any]) -> list[dict[str, Any]]:
 # --- connections -----------------------------------------------------------------------
 
 
+# Every read ends after this long (a progress handler): a runaway query must not hold a
+# reader thread, nor a lock against the ERP's writes.
+READ_TIME_LIMIT_S = 30.0
+
+
 def _describe(exc: sqlite3.Error, path: Path) -> DataUnavailable:
-    text = str(exc)
-    low = text.lower()
-    if "locked" in low or "busy" in low:
-        return DataUnavailable(f"database {path.name} is locked by another program", "busy")
-    if "unable to open" in low:
-        if not path.exists():
-            return DataUnavailable(f"database file not found: {path}", "missing")
-        return DataUnavailable(f"cannot open database file {path}", "unreadable")
-    if "not a database" in low:
+    """The reader's 503 for ``exc``, chosen by SQLite's result code."""
+    if is_time_out(exc):
         return DataUnavailable(
-            f"{path.name} is not a SQLite database (a failed export?)", "unreadable"
-        )
-    if "malformed" in low:
-        return DataUnavailable(f"{path.name} is damaged ({text})", "unreadable")
-    if "no such table" in low or "no such column" in low:
+            f"reading {path.name} took longer than {READ_TIME_LIMIT_S:g} s; try a narrower "
+            "filter", "busy")
+    if error_code(exc) == sqlite3.SQLITE_ERROR and "no such" in str(exc):
+        # A schema error has no code of its own: "no such table/column".
         return DataUnavailable(
-            f"{path.name} does not have the ERP's tables ({text}); a failed export?",
+            f"{path.name} does not have the ERP's tables ({exc}); a failed export?",
             "unreadable",
         )
-    return DataUnavailable(f"cannot read {path.name}: {text}", "unreadable")
+    error = hub_error(exc, path, "reading it")
+    if isinstance(error, DbBusy):
+        return DataUnavailable(f"database {path.name} is locked by another program", "busy")
+    if isinstance(error, DbMissing):
+        return DataUnavailable(f"database file not found: {path}", "missing")
+    if isinstance(error, DbUnreadable):
+        return DataUnavailable(
+            f"{path.name} is not a SQLite database or is damaged (a failed export?): {exc}",
+            "unreadable")
+    if isinstance(error, DbReadOnly):
+        return DataUnavailable(f"cannot open database file {path}", "unreadable")
+    return DataUnavailable(f"cannot read {path.name}: {exc}", "unreadable")
 
 
 class _Readers:
@@ -420,9 +429,8 @@ class _Readers:
                 return idle.pop()
         if not path.exists():
             raise DataUnavailable(f"database file not found: {path}", "missing")
-        uri = sqlite_uri(path, mode="ro", immutable="1")
         try:
-            return sqlite3.connect(uri, uri=True, check_same_thread=False)
+            return connect(path, Mode.IMMUTABLE, check_same_thread=False)
         except sqlite3.Error as exc:
             raise _describe(exc, path) from None
 
@@ -459,7 +467,8 @@ def _read(path: Path, fn: Callable[[sqlite3.Connection], T]) -> T:
     """Run ``fn`` on a pooled read-only connection to the snapshot at ``path``."""
     conn = READERS.acquire(path)
     try:
-        result = fn(conn)
+        with time_limit(conn, READ_TIME_LIMIT_S):
+            result = fn(conn)
     except sqlite3.Error as exc:
         conn.close()
         raise _describe(exc, path) from None
