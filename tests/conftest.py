@@ -107,13 +107,13 @@ async def await_for(condition: Callable[[], Any], timeout: float = 10.0,  # noqa
     """The async twin of :func:`wait_for`, for tests running on the event loop."""
     import anyio
 
-    with anyio.fail_after(timeout):
+    with anyio.move_on_after(timeout):
         while True:
             value = condition()
             if value:
                 return value
             await anyio.sleep(interval)
-    raise AssertionError(message)  # pragma: no cover
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
 
 
 _HANDED_OUT: set[int] = set()
