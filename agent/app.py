@@ -110,7 +110,11 @@ async def _stop_on_console_event(hub: Hub, stopped: threading.Event) -> None:
     from agent.winsession import console_stop_handler
 
     loop = asyncio.get_running_loop()
-    request_stop = StopRequests(lambda: loop.call_soon_threadsafe(hub.shutdown))
+
+    def stop_hub() -> None:
+        loop.call_soon_threadsafe(hub.shutdown)
+
+    request_stop = StopRequests(stop_hub)
     with console_stop_handler(request_stop, stopped):
         await anyio.sleep_forever()
 

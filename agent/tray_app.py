@@ -184,7 +184,11 @@ def _run_tray(config: Config, backend: TrayBackend, installers: list[Callable[[H
                 app.serve, config, channel, handle_signals=False,
                 installers=[*app.DEFAULT_INSTALLERS, *installers, toasts],
             ))
-            future.add_done_callback(lambda _f: (hub_done.set(), tray.stop()))
+            def hub_ended(_future: Any) -> None:
+                hub_done.set()
+                tray.stop()
+
+            future.add_done_callback(hub_ended)
             try:
                 tray.run()
             finally:
