@@ -12,6 +12,7 @@ import pytest
 
 from core import queries as q
 from core.errors import DbBusy, DbMissing, DbUnreadable
+from core.queries import readers
 from core.sqlite import Mode, connect, hub_error
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +22,7 @@ ERP_SIDE = {"demodb.py", "erpsim.py"}
 
 def test_only_core_sqlite_opens_connections() -> None:
     offenders = []
-    for source in sorted((ROOT / "core").glob("*.py")):
+    for source in sorted((ROOT / "core").rglob("*.py")):
         if source.name in ERP_SIDE | {"sqlite.py"}:
             continue
         for node in ast.walk(ast.parse(source.read_text("utf-8"))):
@@ -34,7 +35,7 @@ def test_only_core_sqlite_opens_connections() -> None:
 def test_errors_are_named_by_code_not_by_wording(small_db: Path) -> None:
     """A table whose name says "busy" is a schema problem, not a lock."""
     with pytest.raises(q.DataUnavailable) as err:
-        q._read(small_db, lambda c: c.execute("SELECT * FROM busy_lines").fetchall())
+        readers._read(small_db, lambda c: c.execute("SELECT * FROM busy_lines").fetchall())
     assert err.value.kind == "unreadable" and "busy_lines" in err.value.reason
 
 
@@ -64,12 +65,12 @@ def test_hub_errors_from_real_failures(tmp_path: Path, small_db: Path) -> None:
 
 
 def test_a_runaway_read_is_stopped(small_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(q, "READ_TIME_LIMIT_S", 0.2)
+    monkeypatch.setattr(readers, "READ_TIME_LIMIT_S", 0.2)
     runaway = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
                "WHERE x < 50000000) SELECT count(*) FROM c")
     started = time.monotonic()
     with pytest.raises(q.DataUnavailable) as err:
-        q._read(small_db, lambda c: c.execute(runaway).fetchone())
+        readers._read(small_db, lambda c: c.execute(runaway).fetchone())
     assert time.monotonic() - started < 2
     assert err.value.kind == "busy" and "longer than 0.2 s" in err.value.reason
     # The pooled connection still works for the next read.
