@@ -4,6 +4,7 @@ summaries and the defect Pareto; sums happen in SQL."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,34 @@ def _limit(limit: int | None) -> str:
     return f" LIMIT {int(limit)}"
 
 
+_GROUP_SUMS = (
+    "COUNT(*) AS records, COALESCE(SUM(r.plan_qty), 0) AS plan_qty,"
+    " COALESCE(SUM(r.good_qty), 0) AS good_qty, COALESCE(SUM(r.defect_qty), 0) AS defect_qty"
+)
+
+
+def _per_key(
+    path: Path, filters: Filters | None, *, key: str, master: str, names: Sequence[str],
+    extra_sums: Sequence[tuple[str, str]] = (), limit: int | None, sort: str, order: Order,
+) -> list[tuple[Any, ...]]:
+    """Totals of production_records per ``key`` (item_code or line_code), with the
+    ``names`` columns of the ``master`` table and ``extra_sums`` (alias, SQL); rows of
+    (key, *names, records, plan, good, defect, *extras)."""
+    order_by = _order_by(sort, order, key)
+    params: list[Any] = []
+    where = _where_sql(_where(filters or Filters(), params))
+    named = "".join(f" m.{n}," for n in names)
+    extras = "".join(f", s.{alias}" for alias, _ in extra_sums)
+    extra_sql = "".join(f", {expr} AS {alias}" for alias, expr in extra_sums)
+    sql = (
+        f"SELECT s.{key},{named} s.records, s.plan_qty, s.good_qty, s.defect_qty{extras}"
+        f" FROM (SELECT r.{key}, {_GROUP_SUMS}{extra_sql}"
+        f" FROM production_records r {where} GROUP BY r.{key}) s"
+        f" LEFT JOIN {master} m ON m.{key} = s.{key} {order_by}{_limit(limit)}"
+    )
+    return _read(path, lambda c: c.execute(sql, params).fetchall())
+
+
 def summary_items(
     path: Path,
     filters: Filters | None = None,
@@ -177,29 +206,16 @@ def summary_items(
     order: Order = "desc",
 ) -> list[ItemSummary]:
     """Per item totals; the top ``limit`` by ``sort`` (one of :data:`SORTS`)."""
-    order_by = _order_by(sort, order, "item_code")
-    params: list[Any] = []
-    where = _where_sql(_where(filters or Filters(), params))
-    sql = (
-        "SELECT s.item_code, i.item_name, i.item_group, s.records, s.plan_qty, s.good_qty,"
-        " s.defect_qty FROM ("
-        "SELECT r.item_code, COUNT(*) AS records, COALESCE(SUM(r.plan_qty), 0) AS plan_qty,"
-        " COALESCE(SUM(r.good_qty), 0) AS good_qty, COALESCE(SUM(r.defect_qty), 0) AS defect_qty"
-        f" FROM production_records r {where} GROUP BY r.item_code) s"
-        f" LEFT JOIN items i ON i.item_code = s.item_code {order_by}{_limit(limit)}"
-    )
-
-    def run(c: sqlite3.Connection) -> list[ItemSummary]:
-        return [
-            ItemSummary(
-                item_code=code, item_name=name, item_group=group, records=n, plan_qty=plan,
-                good_qty=good, defect_qty=defect,
-                defect_rate=_rate(defect, good + defect), achievement=_rate(good, plan),
-            )
-            for code, name, group, n, plan, good, defect in c.execute(sql, params)
-        ]
-
-    return _read(path, run)
+    rows = _per_key(path, filters, key="item_code", master="items",
+                    names=("item_name", "item_group"), limit=limit, sort=sort, order=order)
+    return [
+        ItemSummary(
+            item_code=code, item_name=name, item_group=group, records=n, plan_qty=plan,
+            good_qty=good, defect_qty=defect,
+            defect_rate=_rate(defect, good + defect), achievement=_rate(good, plan),
+        )
+        for code, name, group, n, plan, good, defect in rows
+    ]
 
 
 def summary_lines(
@@ -211,32 +227,20 @@ def summary_lines(
     order: Order = "asc",
 ) -> list[LineSummary]:
     """Per line totals, by line code unless ``sort`` says otherwise."""
-    order_by = _order_by(sort, order, "line_code")
-    params: list[Any] = []
-    where = _where_sql(_where(filters or Filters(), params))
-    sql = (
-        "SELECT s.line_code, l.line_name, l.plant, l.process, s.records, s.plan_qty,"
-        " s.good_qty, s.defect_qty, s.run_m, s.down_m FROM ("
-        "SELECT r.line_code, COUNT(*) AS records, COALESCE(SUM(r.plan_qty), 0) AS plan_qty,"
-        " COALESCE(SUM(r.good_qty), 0) AS good_qty, COALESCE(SUM(r.defect_qty), 0) AS defect_qty,"
-        " TOTAL(r.run_minutes) AS run_m, TOTAL(r.downtime_minutes) AS down_m"
-        f" FROM production_records r {where} GROUP BY r.line_code) s"
-        f" LEFT JOIN lines l ON l.line_code = s.line_code {order_by}{_limit(limit)}"
-    )
-
-    def run(c: sqlite3.Connection) -> list[LineSummary]:
-        return [
-            LineSummary(
-                line_code=code, line_name=name, plant=plant, process=process, records=n,
-                plan_qty=plan, good_qty=good, defect_qty=defect,
-                defect_rate=_rate(defect, good + defect), achievement=_rate(good, plan),
-                run_minutes=round(run_m, 1), downtime_minutes=round(down_m, 1),
-            )
-            for code, name, plant, process, n, plan, good, defect, run_m, down_m
-            in c.execute(sql, params)
-        ]
-
-    return _read(path, run)
+    rows = _per_key(path, filters, key="line_code", master="lines",
+                    names=("line_name", "plant", "process"),
+                    extra_sums=(("run_m", "TOTAL(r.run_minutes)"),
+                                ("down_m", "TOTAL(r.downtime_minutes)")),
+                    limit=limit, sort=sort, order=order)
+    return [
+        LineSummary(
+            line_code=code, line_name=name, plant=plant, process=process, records=n,
+            plan_qty=plan, good_qty=good, defect_qty=defect,
+            defect_rate=_rate(defect, good + defect), achievement=_rate(good, plan),
+            run_minutes=round(run_m, 1), downtime_minutes=round(down_m, 1),
+        )
+        for code, name, plant, process, n, plan, good, defect, run_m, down_m in rows
+    ]
 
 
 def defects_pareto(
