@@ -65,7 +65,7 @@ def register_erp_sim(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo_db(args: argparse.Namespace) -> int:
-    from core.demodb import create_demo_db
+    from core.erp.demodb import create_demo_db
 
     path: Path = args.path
     update, close = _progress_bar(args.rows, "demo-db")
@@ -87,7 +87,7 @@ def cmd_demo_db(args: argparse.Namespace) -> int:
 
 
 def cmd_erp_sim(args: argparse.Namespace) -> int:
-    from core.erpsim import ExportMode, simulate_export
+    from core.erp.erpsim import ExportMode, simulate_export
 
     def show(phase: str) -> None:
         print(f"erp-sim {args.mode}: {phase}", flush=True)

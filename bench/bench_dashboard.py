@@ -47,7 +47,7 @@ from anyio.from_thread import start_blocking_portal  # noqa: E402
 
 from bench.machine import describe  # noqa: E402
 from core.config import Config, parse_config  # noqa: E402
-from core.demodb import create_demo_db  # noqa: E402
+from core.erp.demodb import create_demo_db  # noqa: E402
 from core.hub import Hub  # noqa: E402
 from core.state import Activity, ServerState  # noqa: E402
 from dashboard.settings import streamlit_argv  # noqa: E402

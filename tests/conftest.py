@@ -66,7 +66,7 @@ def config_factory(tmp_path: Path) -> Callable[..., Config]:
 
 
 def make_db(path: Path, *, rows: int = 2000, seed: int = 1, days: int = 60) -> Path:
-    from core.demodb import create_demo_db
+    from core.erp.demodb import create_demo_db
 
     path.parent.mkdir(parents=True, exist_ok=True)
     create_demo_db(path, rows=rows, seed=seed, days=days, end_date=FIXED_END)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.erpsim import write_garbage
+from core.erp.erpsim import write_garbage
 from tests.conftest import wait_for
 
 
@@ -56,7 +56,7 @@ def test_demo_db_and_erp_sim(tmp_path: Path) -> None:
 
 
 def test_check_holds_back_and_publish_force_publishes(tmp_path: Path, small_db: Path) -> None:
-    from core.erpsim import ExportMode, simulate_export, write_garbage
+    from core.erp.erpsim import ExportMode, simulate_export, write_garbage
 
     cfg = write_config(tmp_path, small_db)
     first = pdh("check", "--config", str(cfg), "--json")

@@ -49,7 +49,8 @@ def test_defaults_match_the_erp_schema_comment() -> None:
 
     from core.config import default_indexes
 
-    schema = (Path(__file__).resolve().parents[2] / "core" / "erp_schema.sql").read_text("utf-8")
+    schema_file = Path(__file__).resolve().parents[2] / "core" / "erp" / "erp_schema.sql"
+    schema = schema_file.read_text("utf-8")
     listed = re.findall(r"--\s+(idx_\w+)\s+ON (\w+)\(([^)]*)\)", schema)
     expected = [(n, t, [c.strip() for c in cols.split(",")]) for n, t, cols in listed]
     assert [(i.name, i.table, i.columns) for i in default_indexes()] == expected

@@ -11,7 +11,7 @@ import pytest
 
 from core.config import HealConfig
 from core.dbfile import look
-from core.erpsim import write_empty, write_garbage, write_missing_table
+from core.erp.erpsim import write_empty, write_garbage, write_missing_table
 from core.errors import DbBusy, DbChanged, DbMissing, DbUnreadable
 from core.heal import STATISTICS, heal
 

@@ -14,7 +14,13 @@ import pytest
 
 from core.config import Config
 from core.dbfile import look
-from core.erpsim import ExportMode, simulate_export, write_empty, write_garbage, write_missing_table
+from core.erp.erpsim import (
+    ExportMode,
+    simulate_export,
+    write_empty,
+    write_garbage,
+    write_missing_table,
+)
 from core.heal import heal
 from core.state import HubState, load_state
 from tests.conftest import await_for, make_config, make_db

@@ -12,7 +12,7 @@ import pytest
 
 from core import hub as hub_module
 from core.channel import Command, CommandKind
-from core.erpsim import ExportMode, simulate_export
+from core.erp.erpsim import ExportMode, simulate_export
 from core.hub import Hub
 from core.state import Activity, StatusSnapshot, load_state
 from tests.conftest import await_for, make_config, make_db
