@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import anyio
 
@@ -21,8 +22,37 @@ from core.state import ServerState, ServerStatus
 
 log = logging.getLogger(__name__)
 
-# Later issues (API, dashboard supervisor, demo exporter) add their services here.
+EXIT_FORCED = 1  # a second stop request: the process ends without its cleanup
+
+
+class StopRequests:
+    """What a stop signal does (as uvicorn): the first stops the hub gracefully, a second
+    one ends the process at once. Call from any thread."""
+
+    def __init__(self, graceful: Callable[[], None],
+                 force: Callable[[], None] = lambda: os._exit(EXIT_FORCED)) -> None:
+        self._graceful = graceful
+        self._force = force
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def __call__(self, why: str) -> None:
+        with self._lock:
+            self._count += 1
+            first = self._count == 1
+        if first:
+            log.info("received %s; shutting down (again to force it)", why)
+            self._graceful()
+        else:
+            log.warning("received %s again; exiting now, without waiting for cleanup", why)
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            self._force()
+
+# ``install(hub)`` adds one service (a server, the demo exporter, the toasts) to a hub.
 ServiceInstaller = Callable[[Hub], None]
+
+
 def install_api(hub: Hub) -> None:
     """The data API in the hub's task group. Imported only when enabled: FastAPI and
     uvicorn are about a third of the agent's memory."""
@@ -34,19 +64,22 @@ def install_api(hub: Hub) -> None:
     install(hub)
 
 
-INSTALLERS: list[ServiceInstaller] = [install_api, install_dashboard]
+# The servers every agent runs; a run adds its own (demo, toasts) to this list.
+DEFAULT_INSTALLERS: tuple[ServiceInstaller, ...] = (install_api, install_dashboard)
 
 
-def build_hub(config: Config, channel: Channel | None = None) -> Hub:
+def build_hub(config: Config, channel: Channel | None = None,
+              installers: Sequence[ServiceInstaller] = DEFAULT_INSTALLERS) -> Hub:
     hub = Hub(config, channel=channel)
-    for install in INSTALLERS:
+    for install in installers:
         install(hub)
     return hub
 
 
-async def serve(config: Config, channel: Channel | None = None, *, handle_signals: bool) -> None:
+async def serve(config: Config, channel: Channel | None = None, *, handle_signals: bool,
+                installers: Sequence[ServiceInstaller] = DEFAULT_INSTALLERS) -> None:
     """Run the hub until shutdown; with ``handle_signals``, SIGINT/SIGTERM stop it cleanly."""
-    hub = build_hub(config, channel)
+    hub = build_hub(config, channel, installers)
     stopped = threading.Event()
     async with anyio.create_task_group() as tg:
         if handle_signals:
@@ -65,11 +98,10 @@ async def _stop_on_signal(hub: Hub, stopped: threading.Event) -> None:
     signals = [signal.SIGINT, signal.SIGTERM]
     if hasattr(signal, "SIGHUP"):
         signals.append(signal.SIGHUP)  # logout / terminal closed
+    request_stop = StopRequests(hub.shutdown)
     with anyio.open_signal_receiver(*signals) as received:
         async for signum in received:
-            log.info("received %s; shutting down", signal.Signals(signum).name)
-            hub.shutdown()
-            return
+            request_stop(signal.Signals(signum).name)
 
 
 async def _stop_on_console_event(hub: Hub, stopped: threading.Event) -> None:
@@ -79,10 +111,10 @@ async def _stop_on_console_event(hub: Hub, stopped: threading.Event) -> None:
 
     loop = asyncio.get_running_loop()
 
-    def request_stop(event: str) -> None:
-        log.info("received %s; shutting down", event)
+    def stop_hub() -> None:
         loop.call_soon_threadsafe(hub.shutdown)
 
+    request_stop = StopRequests(stop_hub)
     with console_stop_handler(request_stop, stopped):
         await anyio.sleep_forever()
 

@@ -7,7 +7,8 @@ import subprocess
 import sys
 from typing import Any
 
-from core.paths import absolute
+from agent.cli_support import load
+from core.config import Override
 
 
 def register_run(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -24,14 +25,13 @@ def register_run(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from agent.cli import load
     from agent.demo import DEMO_DB
     from agent.tray_app import run_agent
 
-    loaded = load(args)
+    demo_db = [Override("database.path", DEMO_DB, "--demo")] if args.demo and args.db is None \
+        else []
+    loaded = load(args, demo_db)
     config = loaded.config
-    if args.demo and args.db is None:
-        config.database.path = absolute(DEMO_DB)
     return run_agent(config, headless=args.headless, demo=args.demo,
                      config_source=loaded.source, db_override=args.db)
 
@@ -47,7 +47,6 @@ def register_autostart(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_autostart(args: argparse.Namespace) -> int:
     from agent.autostart import launch_command, login_item
-    from agent.cli import load
     from agent.tray_app import autostart_command_args
 
     loaded = load(args)  # a bad config fails here, not at the next login
@@ -72,5 +71,3 @@ def cmd_autostart(args: argparse.Namespace) -> int:
         return 1
     return 0
 
-
-COMMANDS = [register_run, register_autostart]

@@ -11,32 +11,30 @@ import argparse
 import sys
 from typing import Any
 
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+from agent.cli_support import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    EXIT_USAGE,
+    add_server_options,
+    load,
+    server_overrides,
+)
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "api", parents=[common], help="serve the data API alone (no hub, no healing)"
     )
-    p.add_argument("--host", help="address to listen on (default: [api] host, 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (default: [api] port, 8000)")
+    add_server_options(p, "api", 8000)
     p.set_defaults(handler=cmd_api)
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    from agent.cli import load
     from api.security import startup_problem
     from api.server import BindError, run_standalone
     from core.logs import setup_logging
 
-    config = load(args).config
-    if args.host is not None:
-        config.api.host = args.host
-    if args.port is not None:
-        if not 0 <= args.port <= 65535:
-            print(f"pdh: --port must be 0..65535, got {args.port}", file=sys.stderr)
-            return EXIT_USAGE
-        config.api.port = args.port
+    config = load(args, server_overrides(args, "api")).config
     problem = startup_problem(config.api)
     if problem is not None:
         print(f"pdh: {problem}", file=sys.stderr)

@@ -12,28 +12,22 @@ import subprocess
 import sys
 from typing import Any
 
+from agent.cli_support import add_server_options, load, server_overrides
+
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "dashboard", parents=[common], help="serve the dashboard in the foreground"
     )
-    p.add_argument("--host", help="address to listen on (default: dashboard.host)")
-    p.add_argument("--port", type=int, help="port (default: dashboard.port)")
+    add_server_options(p, "dashboard", 8501)
     p.set_defaults(handler=cmd_dashboard)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from agent.cli import UsageError, load
     from dashboard.settings import config_env, streamlit_argv
     from dashboard.viewer import exposure
 
-    config = load(args).config
-    if args.host:
-        config.dashboard.host = args.host
-    if args.port is not None:
-        if not 0 < args.port < 65536:
-            raise UsageError(f"--port must be 1..65535, got {args.port}")
-        config.dashboard.port = args.port
+    config = load(args, server_overrides(args, "dashboard")).config
     argv = streamlit_argv(sys.executable, config)
     env = {**os.environ, **config_env(config, parent_pid=os.getpid())}
     print(f"dashboard for {config.db_path} on http://{config.dashboard.host}:"

@@ -9,10 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-Register = Callable[[Any, argparse.ArgumentParser], None]
-
-# Later subcommands (check, run, status, ...) add a register function here.
-EXTRA_COMMANDS: list[Register] = []
+from agent.cli_support import load as _load
 
 
 def _progress_bar(total: int, desc: str) -> tuple[Callable[[int], None], Callable[[], None]]:
@@ -25,8 +22,50 @@ def _progress_bar(total: int, desc: str) -> tuple[Callable[[int], None], Callabl
     return bar.update, bar.close
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
+    return value
+
+
+def register_demo_db(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "demo-db", parents=[common], help="create a demo database in the ERP's format"
+    )
+    p.add_argument("path", type=Path, metavar="PATH")
+    p.add_argument("--rows", type=_positive_int, default=50_000, help="production records")
+    p.add_argument("--seed", type=int, default=1, help="random seed (same seed, same data)")
+    p.add_argument("--days", type=_positive_int, default=365, help="days of history")
+    p.set_defaults(handler=cmd_demo_db)
+
+
+def register_erp_sim(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "erp-sim", parents=[common], help="simulate one ERP export onto a database file"
+    )
+    p.add_argument("path", type=Path, metavar="PATH")
+    p.add_argument(
+        "--mode", required=True, choices=["replace", "copy", "rebuild", "delete", "corrupt"]
+    )
+    p.add_argument("--rows", type=_positive_int, default=20_000)
+    p.add_argument("--seconds", type=_non_negative_float, default=2.0, help="how long it takes")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: new data)")
+    p.add_argument(
+        "--journal", choices=["delete", "wal"], default="delete", help="journal mode the ERP writes"
+    )
+    p.set_defaults(handler=cmd_erp_sim)
+
+
 def cmd_demo_db(args: argparse.Namespace) -> int:
-    from core.demodb import create_demo_db
+    from core.erp.demodb import create_demo_db
 
     path: Path = args.path
     update, close = _progress_bar(args.rows, "demo-db")
@@ -48,7 +87,7 @@ def cmd_demo_db(args: argparse.Namespace) -> int:
 
 
 def cmd_erp_sim(args: argparse.Namespace) -> int:
-    from core.erpsim import ExportMode, simulate_export
+    from core.erp.erpsim import ExportMode, simulate_export
 
     def show(phase: str) -> None:
         print(f"erp-sim {args.mode}: {phase}", flush=True)
@@ -69,7 +108,7 @@ def cmd_erp_sim(args: argparse.Namespace) -> int:
     return 0
 
 
-def _register_check(sub: Any, common: argparse.ArgumentParser) -> None:
+def register_check(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "check", parents=[common], help="check (and heal) the database once, in the foreground"
     )
@@ -110,7 +149,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if outcome["ok"] else 1
 
 
-def _register_publish(sub: Any, common: argparse.ArgumentParser) -> None:
+def register_publish(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("publish", parents=[common],
                        help="publish the export that verification held back")
     p.add_argument("--force", action="store_true", required=True,
@@ -190,7 +229,7 @@ def _ask_agent(config: Any, method: str, route: str,
     return data
 
 
-def _register_status(sub: Any, common: argparse.ArgumentParser) -> None:
+def register_status(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("status", parents=[common], help="show the hub's last known state")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_status)
@@ -264,7 +303,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _register_alert_test(sub: Any, common: argparse.ArgumentParser) -> None:
+def register_alert_test(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("alert-test", parents=[common],
                        help="send a test alert to every configured alert channel")
     p.set_defaults(handler=cmd_alert_test)
@@ -294,18 +333,3 @@ def cmd_alert_test(args: argparse.Namespace) -> int:
     for name, error in results.items():
         print(f"{name}: {'ok' if error is None else error}")
     return 0 if all(error is None for error in results.values()) else 1
-
-
-def _load(args: argparse.Namespace) -> Any:
-    from agent.cli import load
-
-    return load(args)
-
-
-from agent.cmd_agent import COMMANDS as _AGENT_COMMANDS  # noqa: E402
-from agent.cmd_api import register as _register_api  # noqa: E402  (cheap modules)
-from agent.cmd_dashboard import register as _register_dashboard  # noqa: E402
-
-EXTRA_COMMANDS.extend([_register_check, _register_publish, _register_status, _register_api,
-                       _register_dashboard, _register_alert_test])
-EXTRA_COMMANDS.extend(_AGENT_COMMANDS)

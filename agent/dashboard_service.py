@@ -1,6 +1,6 @@
 """The dashboard as a hub service: a supervised ``streamlit run dashboard/app.py`` child.
 
-``install(hub)`` (listed in :data:`agent.app.INSTALLERS`) adds the service when
+``install(hub)`` (listed in :data:`agent.app.DEFAULT_INSTALLERS`) adds the service when
 ``dashboard.enabled``. Its state appears in the hub status as ``servers.dashboard``
 (state, url, restarts, pid), its crashes and give-ups in the event log, and the tray or
 API can restart, stop and start it through the hub's server commands.
@@ -12,11 +12,13 @@ import logging
 import os
 import socket
 import sys
+from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
 
 from core.config import Config
+from core.eventlog import EventName
 from core.hub import Hub
 from core.supervisor import ChildSpec, Supervisor
 from dashboard.settings import config_env, streamlit_argv
@@ -71,10 +73,14 @@ async def dashboard_service(
 ) -> None:
     """Supervise the dashboard child in the hub's task group until cancelled."""
     spec = dashboard_spec(hub.config)
+
+    def on_event(name: EventName, **fields: Any) -> None:
+        hub.events.emit(name, **fields)
+
     supervisor = Supervisor(
         spec,
         on_status=lambda status: hub.set_server(SERVER_NAME, status),
-        on_event=hub.events.emit,
+        on_event=on_event,
     )
     hub.register_server(SERVER_NAME, supervisor.status, supervisor.control)
     log.info("dashboard will serve %s", spec.url)

@@ -11,7 +11,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from core.config import Config
-from core.erpsim import ExportMode, simulate_export
+from core.erp.erpsim import ExportMode, simulate_export
 from core.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ DEMO_DB_ROWS = 50_000  # what `make run` creates
 
 def prepare_demo_db(config: Config, *, rows: int = DEMO_DB_ROWS) -> Path:
     """Create the demo database if it is missing; returns its path."""
-    from core.demodb import create_demo_db
+    from core.erp.demodb import create_demo_db
 
     path = config.db_path
     if not path.exists():
@@ -64,5 +64,5 @@ class DemoExporter:
 
 
 def install(hub: Hub) -> None:
-    """Add the demo exporter to ``hub`` (an ``agent.app.INSTALLERS``-style function)."""
+    """Add the demo exporter to ``hub`` (an :data:`agent.app.ServiceInstaller`)."""
     hub.add_service(DemoExporter(hub.config).run)

@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,18 +67,6 @@ def tray_backend(env: dict[str, str] | None = None) -> tuple[TrayBackend | None,
         return None, f"pystray: {exc}"
 
 
-@contextlib.contextmanager
-def extra_installers(installers: list[Callable[[Hub], Any]]) -> Iterator[None]:
-    """Add services for this run only (``agent.app.serve`` builds the hub from the list)."""
-    app.INSTALLERS.extend(installers)
-    try:
-        yield
-    finally:
-        for install in installers:
-            with contextlib.suppress(ValueError):
-                app.INSTALLERS.remove(install)
-
-
 def autostart_command_args(config: Config, config_source: Path | None,
                            db_override: Path | None) -> Path | None:
     """The ``--db`` a login item needs: the override, or the default-config path."""
@@ -124,8 +112,9 @@ def run_agent(config: Config, *, headless: bool, demo: bool, config_source: Path
 
 def _run_headless(config: Config, installers: list[Callable[[Hub], Any]]) -> int:
     log.info("Production Data Hub starting (headless) on %s", config.db_path)
-    with extra_installers(installers):
-        anyio.run(functools.partial(app.serve, config, handle_signals=True), backend="asyncio")
+    anyio.run(functools.partial(app.serve, config, handle_signals=True,
+                                installers=[*app.DEFAULT_INSTALLERS, *installers]),
+              backend="asyncio")
     return 0
 
 
@@ -189,13 +178,17 @@ def _run_tray(config: Config, backend: TrayBackend, installers: list[Callable[[H
         signal.signal(signum, on_signal)
     failed = False
     try:
-        with extra_installers([*installers, toasts]), \
-                _console_stop_handler(request_stop, hub_done), \
+        with _console_stop_handler(request_stop, hub_done), \
                 start_blocking_portal(backend="asyncio") as portal:
-            future = portal.start_task_soon(
-                functools.partial(app.serve, config, channel, handle_signals=False)
-            )
-            future.add_done_callback(lambda _f: (hub_done.set(), tray.stop()))
+            future = portal.start_task_soon(functools.partial(
+                app.serve, config, channel, handle_signals=False,
+                installers=[*app.DEFAULT_INSTALLERS, *installers, toasts],
+            ))
+            def hub_ended(_future: Any) -> None:
+                hub_done.set()
+                tray.stop()
+
+            future.add_done_callback(hub_ended)
             try:
                 tray.run()
             finally:

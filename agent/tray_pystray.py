@@ -121,7 +121,7 @@ def _latin1(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
-class _Latin1TitleIcon(pystray.Icon):  # type: ignore[misc,name-defined]
+class _Latin1TitleIcon(pystray.Icon):
     """xorg writes the title as an X STRING (Latin-1) and raises on Hangul. It shows no
     tooltip anyway, so a lossy title is harmless there."""
 

@@ -64,7 +64,8 @@ _VERSION_HEADERS = {
     "X-Data-As-Of": {"description": "when the ERP wrote that export (ISO-8601, UTC)",
                      "required": True, "schema": {"type": "string", "format": "date-time"}},
 }
-DATA_RESPONSES: dict[int | str, dict[str, Any]] = {
+Responses = dict[int | str, dict[str, Any]]  # FastAPI's ``responses=`` of a route
+DATA_RESPONSES: Responses = {
     200: {"headers": _VERSION_HEADERS},
     304: {"description": "Not modified: the `If-None-Match` you sent names the current "
                          "answer (same DB version, same query); no body",
@@ -285,8 +286,9 @@ def data_router(source: DataSource) -> APIRouter:
 def service_router(source: DataSource, hub: Hub | None, token: str) -> APIRouter:
     router = APIRouter(tags=["hub"])
     guard = [Depends(control_dependency(token))]
-    no_hub = {503: {"model": ErrorOut, "description": "no hub in this process (pdh api)"}}
-    control = {**no_hub,
+    no_hub: Responses = {
+        503: {"model": ErrorOut, "description": "no hub in this process (pdh api)"}}
+    control: Responses = {**no_hub,
                401: {"model": ErrorOut, "description": "token missing or wrong"},
                403: {"model": ErrorOut, "description": "remote control is off (no token)"}}
 
@@ -320,7 +322,7 @@ def service_router(source: DataSource, hub: Hub | None, token: str) -> APIRouter
         the_hub.check_now()
         return the_hub.status()
 
-    body_errors = {
+    body_errors: Responses = {
         400: {"model": ErrorOut, "description": "the body cannot be read (e.g. not UTF-8)"},
         422: {"model": InvalidOut,
               "description": "the body is not JSON, or not exactly `{\"auto_mode\": true}` "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import math
 import os
 import socket
 from collections.abc import Callable, Generator
@@ -114,7 +115,7 @@ def uvicorn_config(app: FastAPI, config: Config) -> uvicorn.Config:
         lifespan="on",
         proxy_headers=False,  # the TCP peer decides who is loopback, not a header
         server_header=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        timeout_graceful_shutdown=math.ceil(GRACEFUL_SHUTDOWN),
     )
 
 
@@ -142,7 +143,8 @@ async def serve_on(
             finally:
                 sock.close()
                 done.set()
-                server.listening.set()  # wake the waiter also when start-up failed
+                if server.listening is not None:
+                    server.listening.set()  # wake the waiter also when start-up failed
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(run)

@@ -22,7 +22,7 @@ What it measures (printed as tables, nothing is written to the repo):
     hub's exports end on the day they are made, so there also the fixed dates
     2025-04-01..2026-03-31, 120 days of that data). Measured twice: on the real hub
     (``python -m agent run --headless``, API on, dashboard off; a new export by
-    ``core.erpsim.simulate_export`` REPLACE; first requests as soon as
+    ``core.erp.erpsim.simulate_export`` REPLACE; first requests as soon as
     ``snapshot_published`` is in events.jsonl; the hub warms the cache before it
     publishes), target first/warm <= 2; and on ``pdh api`` standalone after a
     ``check_once`` publish into its store (no warming there; for contrast).
@@ -61,8 +61,8 @@ sys.path.insert(0, str(ROOT))
 from bench.machine import describe, loadavg  # noqa: E402
 from core.checkonce import check_once  # noqa: E402
 from core.config import Config, load_config  # noqa: E402
-from core.demodb import create_demo_db  # noqa: E402
-from core.erpsim import ExportMode, simulate_export  # noqa: E402
+from core.erp.demodb import create_demo_db  # noqa: E402
+from core.erp.erpsim import ExportMode, simulate_export  # noqa: E402
 from core.queries import Filters, _records_sql  # noqa: E402
 from core.store import Store  # noqa: E402
 

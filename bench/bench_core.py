@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import describe, loadavg  # noqa: E402
 from core.config import HealConfig, default_indexes  # noqa: E402
-from core.demodb import create_demo_db  # noqa: E402
+from core.erp.demodb import create_demo_db  # noqa: E402
 from core.heal import heal  # noqa: E402
 from core.snapshot import copy_database, prepare, verify  # noqa: E402
 

@@ -47,7 +47,7 @@ from anyio.from_thread import start_blocking_portal  # noqa: E402
 
 from bench.machine import describe  # noqa: E402
 from core.config import Config, parse_config  # noqa: E402
-from core.demodb import create_demo_db  # noqa: E402
+from core.erp.demodb import create_demo_db  # noqa: E402
 from core.hub import Hub  # noqa: E402
 from core.state import Activity, ServerState  # noqa: E402
 from dashboard.settings import streamlit_argv  # noqa: E402
@@ -85,7 +85,7 @@ def bench_config(folder: Path, db: Path) -> Config:
 @contextmanager
 def running_hub(config: Config) -> Iterator[tuple[Any, Hub]]:
     """The agent's hub with the API and the dashboard, on its own event-loop thread, wired
-    as ``pdh run`` wires it (agent.app.INSTALLERS: the API and the dashboard; adding
+    as ``pdh run`` wires it (agent.app.DEFAULT_INSTALLERS: the API and the dashboard; adding
     api.server.install again would start a second API on the same port)."""
     from agent import app as agent_app
 

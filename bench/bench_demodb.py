@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout too
 
-from core.demodb import create_demo_db  # noqa: E402
+from core.erp.demodb import create_demo_db  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

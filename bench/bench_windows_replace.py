@@ -73,7 +73,7 @@ def main() -> None:
     if sys.platform != "win32":
         sys.exit("bench_windows_replace: Windows only (the sharing rules are the point)")
     from core.config import HealConfig
-    from core.demodb import create_demo_db
+    from core.erp.demodb import create_demo_db
     from core.errors import DbChanged
     from core.heal import heal
     from core.snapshot import copy_database

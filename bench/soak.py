@@ -53,8 +53,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import describe  # noqa: E402
-from core.demodb import create_demo_db  # noqa: E402
-from core.erpsim import ExportMode, simulate_export  # noqa: E402
+from core.erp.demodb import create_demo_db  # noqa: E402
+from core.erp.erpsim import ExportMode, simulate_export  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 MODES: list[tuple[ExportMode, str]] = [

@@ -11,7 +11,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -433,40 +434,75 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     return config
 
 
-def parse_config(data: Mapping[str, Any], *, source: str = "<config>", base: Path) -> Config:
-    """Validate a TOML-shaped mapping; relative paths resolve against ``base``."""
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A value from the command line that wins over the file: ``key`` is dotted
+    (``"dashboard.port"``), ``flag`` names it in error messages (``"--port"``)."""
+
+    key: str
+    value: Any
+    flag: str
+
+
+def _with_overrides(data: Mapping[str, Any], overrides: Sequence[Override]) -> dict[str, Any]:
+    merged: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v
+                              for k, v in data.items()}
+    for item in overrides:
+        section, _, key = item.key.partition(".")
+        table = merged.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{item.flag}: [{section}] in the config file is not a table")
+        table[key] = str(item.value) if isinstance(item.value, Path) else item.value
+    return merged
+
+
+def parse_config(data: Mapping[str, Any], *, source: str = "<config>", base: Path,
+                 overrides: Sequence[Override] = ()) -> Config:
+    """Validate a TOML-shaped mapping with the command line's ``overrides`` on top;
+    relative paths resolve against ``base`` (an override's path is made absolute first)."""
     try:
-        config = Config.model_validate(data)
+        config = Config.model_validate(_with_overrides(data, overrides))
     except ValidationError as exc:
         first = exc.errors()[0]
+        key = _dotted([str(p) for p in first.get("loc", ())])
+        for item in overrides:
+            if item.key == key:
+                msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+                raise ConfigError(f"{item.flag}: {msg} (got {item.value!r})") from None
         raise ConfigError(_describe_error(source, first, Config)) from None
     return _resolve_paths(config, base)
 
 
 def load_config(
-    explicit: Path | None = None, *, db_override: Path | None = None, cwd: Path | None = None
+    explicit: Path | None = None, *, db_override: Path | None = None,
+    overrides: Sequence[Override] = (), cwd: Path | None = None,
 ) -> LoadedConfig:
-    """Find, read and validate the configuration; ``db_override`` is ``--db``."""
+    """Find, read and validate the configuration, built once with the command line's
+    ``overrides`` (``db_override`` is ``--db``) and never changed afterwards."""
+    given = list(overrides)
+    if db_override is not None:
+        given.append(Override("database.path", absolute(db_override), "--db"))
+    given = [Override(o.key, absolute(o.value), o.flag) if isinstance(o.value, Path) else o
+             for o in given]
     source = discover_config_file(explicit, cwd)
     if source is None:
-        config = _resolve_paths(Config(), cwd or Path.cwd())
-    else:
-        try:
-            raw = source.read_bytes()
-        except FileNotFoundError:
-            raise ConfigError(f"{source}: config file not found") from None
-        except IsADirectoryError:
-            raise ConfigError(f"{source}: is a folder, not a config file") from None
-        except OSError as exc:
-            raise ConfigError(f"{source}: cannot read config file: {exc.strerror}") from None
-        try:
-            text = raw.decode("utf-8-sig")
-            data = tomllib.loads(text)
-        except UnicodeDecodeError:
-            raise ConfigError(f"{source}: not UTF-8 text; save the file as UTF-8") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{source}: TOML syntax error: {exc}") from None
-        config = parse_config(data, source=str(source), base=absolute(source).parent)
-    if db_override is not None:
-        config.database.path = absolute(db_override)
+        config = parse_config({}, source="(defaults)", base=cwd or Path.cwd(), overrides=given)
+        return LoadedConfig(config=config, source=None)
+    try:
+        raw = source.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{source}: is a folder, not a config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read config file: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not UTF-8 text; save the file as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: TOML syntax error: {exc}") from None
+    config = parse_config(data, source=str(source), base=absolute(source).parent,
+                          overrides=given)
     return LoadedConfig(config=config, source=source)

@@ -6,6 +6,7 @@
     ├── DbBusy           another program kept the database locked through every retry
     ├── DbChanged        the file changed under a heal: settle again, never heal into it
     ├── DbReadOnly       the file or its folder cannot be written
+    ├── Interrupted      the hub is stopping: its SQLite work was interrupted, rolled back
     ├── ExportRejected   a copy of an export failed verification: held back, not served
     └── StoreError       the snapshot store cannot take a copy (disk full, no permission)
 
@@ -34,6 +35,10 @@ class DbBusy(HubError):
 
 class DbChanged(HubError):
     pass
+
+
+class Interrupted(HubError):
+    """The hub is stopping: the SQLite work in hand was interrupted and rolled back."""
 
 
 class DbReadOnly(HubError):

@@ -1,9 +1,11 @@
 """The event log: important events only, one JSON object a line in ``events.jsonl``.
 
 Every line has ``time`` (ISO-8601, UTC), ``event`` (an :class:`EventName`) and the
-event's fields. Writers in any thread call :meth:`EventLog.emit`; a failure to write
-(disk full, folder gone) is logged, never raised, because an event log must not stop
-the hub from healing the database.
+event's fields. Writers in any thread call :meth:`EventLog.emit`, which never touches
+the disk itself (it is called on the hub's event loop): the lines go to a writer thread
+that lives while there are lines to write, in order. :meth:`EventLog.flush` waits for
+them. A failure to write (disk full, folder gone) is logged, never raised, because an
+event log must not stop the hub from healing the database.
 """
 
 from __future__ import annotations
@@ -68,8 +70,11 @@ class EventLog:
     def __init__(self, path: Path | None, *, keep: int = 50) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._written = threading.Condition(self._lock)
         self._recent: deque[dict[str, Any]] = deque(maxlen=keep)
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._pending: list[str] = []
+        self._writer: threading.Thread | None = None
 
     def subscribe(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
         """Call ``listener(record)`` after each event (in the emitting thread); returns the
@@ -84,18 +89,40 @@ class EventLog:
         with self._lock:
             self._recent.append(record)
             if self.path is not None:
-                try:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    with self.path.open("a", encoding="utf-8") as fh:
-                        fh.write(line + "\n")
-                except OSError as exc:
-                    log.warning("cannot write event log %s: %s", self.path, exc)
+                self._pending.append(line)
+                if self._writer is None:
+                    self._writer = threading.Thread(
+                        target=self._write_pending, name="pdh-eventlog"
+                    )
+                    self._writer.start()
         for listener in list(self._listeners):
             try:
                 listener(record)
             except Exception:
                 log.exception("event listener failed")
         return event
+
+    def _write_pending(self) -> None:
+        assert self.path is not None
+        while True:
+            with self._lock:
+                lines, self._pending = self._pending, []
+                if not lines:
+                    self._writer = None
+                    self._written.notify_all()
+                    return
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a", encoding="utf-8") as fh:
+                    fh.write("".join(line + "\n" for line in lines))
+            except OSError as exc:
+                log.warning("cannot write event log %s: %s", self.path, exc)
+
+    def flush(self, timeout: float | None = 5.0) -> bool:
+        """Wait until every emitted event is in the file (blocking: not on the loop);
+        False if that took longer than ``timeout``."""
+        with self._lock:
+            return self._written.wait_for(lambda: self._writer is None, timeout)
 
     def recent(self, n: int = 20) -> list[dict[str, Any]]:
         """The newest ``n`` events, newest last."""

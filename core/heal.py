@@ -21,14 +21,20 @@ from typing import Literal
 
 from core.config import HealConfig, IndexSpec
 from core.dbfile import DbLook, FileStat, look
-from core.errors import DbBusy, DbChanged, DbMissing, DbReadOnly, DbUnreadable, HubError
-from core.paths import sqlite_uri
+from core.errors import DbBusy, DbChanged, DbMissing, DbUnreadable, HubError
+from core.sqlite import (
+    BUSY_CODES,
+    NEVER,
+    Interrupter,
+    Mode,
+    begin_immediate,
+    connect,
+    error_code,
+    hub_error,
+)
 
 log = logging.getLogger(__name__)
 
-_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
-_UNREADABLE_CODES = {sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT}
-_READONLY_CODES = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM}
 STATISTICS = "statistics"
 
 
@@ -115,32 +121,6 @@ def check_readable(path: Path) -> DbLook:
     return current
 
 
-def _connect(path: Path, timeout: float) -> sqlite3.Connection:
-    uri = sqlite_uri(path, mode="rw")
-    conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
-    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-    return conn
-
-
-def _code(exc: sqlite3.Error) -> int:
-    return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
-
-
-def _translate(exc: sqlite3.Error, path: Path, what: str) -> Exception:
-    code = _code(exc)
-    if code in _BUSY_CODES:
-        # Even reads wait while a writer holds the exclusive lock (e.g. its cache spilled).
-        return DbBusy(f"{path.name} stayed locked by another program while {what}: {exc}")
-    if code in _UNREADABLE_CODES:
-        return DbUnreadable(f"{path.name} is damaged or not a database ({exc}) while {what}")
-    if code in _READONLY_CODES:
-        return DbReadOnly(
-            f"cannot write {path.name} while {what}: {exc} "
-            f"(the file and its folder must be writable for the journal)"
-        )
-    return exc
-
-
 def _table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
     return [row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')]
 
@@ -203,40 +183,44 @@ def _stats_fresh(
     conn: sqlite3.Connection, specs: Sequence[IndexSpec], findings: list[IndexFinding]
 ) -> bool:
     """Statistics are fresh when sqlite_stat1 has a row for every index of the spec that
-    exists on a non-empty table, and its row count matches the table's."""
-    has_stat = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
-    ).fetchone()
+    exists on a non-empty table. No table is counted: an export drops the statistics with
+    the indexes, and a file changed since its statistics were made is told by its header
+    (see ``stats_version`` of :func:`heal`), so a check never scans the ERP's tables."""
     usable = [f.spec for f in findings if f.status is IndexStatus.OK]
     if not usable:
         return True
+    has_stat = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
+    ).fetchone()
     if not has_stat:
         return False
     for spec in usable:
         row = conn.execute(
             "SELECT stat FROM sqlite_stat1 WHERE tbl = ? AND idx = ?", (spec.table, spec.name)
         ).fetchone()
-        count = conn.execute(f'SELECT count(*) FROM "{spec.table}"').fetchone()[0]
-        if row is None:
-            if count:
-                return False
-            continue
-        if int(str(row[0]).split()[0]) != count:
+        rows_then = int(str(row[0]).split()[0]) if row is not None else 0
+        if rows_then == 0 and _has_rows(conn, spec.table):
             return False
     return True
+
+
+def _has_rows(conn: sqlite3.Connection, table: str) -> bool:
+    return conn.execute(f'SELECT 1 FROM "{table}" LIMIT 1').fetchone() is not None
 
 
 class _Healer:
     """One heal on one short-lived connection; raises DbChanged if the file moves under it."""
 
     def __init__(
-        self, path: Path, cfg: HealConfig, expected: DbLook, sleep: Callable[[float], None]
+        self, path: Path, cfg: HealConfig, expected: DbLook, sleep: Callable[[float], None],
+        interrupter: Interrupter,
     ) -> None:
         self.path = path
         self.cfg = cfg
         self.expected = expected
         self.sleep = sleep
-        self.conn = _connect(path, cfg.connect_timeout)
+        self.interrupter = interrupter
+        self.conn = connect(path, Mode.READ_WRITE, busy_timeout=cfg.connect_timeout)
         self.data_version = self._data_version()
         # The inode our connection writes to; if the path stops naming it, every later
         # write would land in a file the ERP has already replaced.
@@ -267,20 +251,20 @@ class _Healer:
         attempts = self.cfg.retries
         for attempt in range(1, attempts + 1):
             try:
-                self.conn.execute("BEGIN IMMEDIATE")
+                begin_immediate(self.conn, self.cfg.connect_timeout, self.interrupter)
             except sqlite3.OperationalError as exc:
-                if _code(exc) in _BUSY_CODES and attempt < attempts:
+                if error_code(exc) in BUSY_CODES and attempt < attempts:
                     delay = self.cfg.retry_backoff * 2 ** (attempt - 1)
                     log.info("%s: database busy (%s); retry %d/%d in %.1f s",
                              what, exc, attempt, attempts - 1, delay)
                     self.sleep(delay)
                     continue
-                if _code(exc) in _BUSY_CODES:
+                if error_code(exc) in BUSY_CODES:
                     raise DbBusy(
                         f"{what}: {self.path.name} stayed locked by another program through "
                         f"{attempts} attempts ({self.cfg.connect_timeout:g} s busy timeout each)"
                     ) from None
-                raise _translate(exc, self.path, what) from exc
+                raise hub_error(exc, self.path, what) from exc
             try:
                 self._assert_unchanged()
                 yield self.conn
@@ -316,9 +300,15 @@ def heal(
     *,
     expected: DbLook | None = None,
     dry_run: bool = False,
-    sleep: Callable[[float], None] = time.sleep,
+    stats_version: str | None = None,
+    sleep: Callable[[float], None] | None = None,
+    interrupter: Interrupter = NEVER,
 ) -> HealReport:
     """Check ``path`` against ``cfg.indexes`` and (unless ``dry_run``) heal it.
+
+    ``stats_version`` is the file's version when its statistics were last made or found
+    fresh: a file whose version moved on since then gets them again (its rows may have
+    changed); None trusts statistics that are there.
 
     ``expected`` is the settled look; if the file differs from it, or changes during the
     heal, DbChanged is raised and nothing more is written. Raises DbMissing,
@@ -329,8 +319,12 @@ def heal(
     current = check_readable(path)
     if expected is not None and not current.same_content(expected):
         raise DbChanged(f"{path.name} changed since it settled")
-    healer, inspection = _open_and_inspect(path, cfg, expected or current, sleep)
-    with closing(healer):
+    pause = sleep or interrupter.sleep
+    healer, inspection = _open_and_inspect(path, cfg, expected or current, pause, interrupter)
+    if stats_version is not None and current.version != stats_version:
+        inspection.stats_fresh = inspection.stats_fresh and not inspection.needing(
+            IndexStatus.OK)
+    with closing(healer), interrupter.watching(healer.conn):
         try:
             report = _heal_with(healer, inspection, cfg, dry_run)
             healer.final_look()  # raises DbChanged if another program wrote meanwhile
@@ -343,7 +337,7 @@ def heal(
                 raise DbChanged(f"{path.name} was replaced during the heal ({exc})") from exc
             if isinstance(exc, HubError):
                 raise
-            raise _translate(exc, path, "healing it") from exc
+            raise hub_error(exc, path, "healing it") from exc
     # Taken after our connection closed: closing checkpoints a WAL-mode file and removes
     # its -wal and -shm, and that is the file as we leave it, not a new export.
     report.after = look(path)
@@ -352,20 +346,22 @@ def heal(
 
 
 def _open_and_inspect(
-    path: Path, cfg: HealConfig, expected: DbLook, sleep: Callable[[float], None]
+    path: Path, cfg: HealConfig, expected: DbLook, sleep: Callable[[float], None],
+    interrupter: Interrupter,
 ) -> tuple[_Healer, Inspection]:
     """Open the file and read its indexes, retried with doubling backoff while a writer
     holds the exclusive lock (even reads wait for it)."""
     for attempt in range(1, cfg.retries + 1):
         healer: _Healer | None = None
         try:
-            healer = _Healer(path, cfg, expected, sleep)
-            return healer, inspect(healer.conn, cfg.indexes)
+            healer = _Healer(path, cfg, expected, sleep, interrupter)
+            with interrupter.watching(healer.conn):
+                return healer, inspect(healer.conn, cfg.indexes)
         except sqlite3.Error as exc:
             if healer is not None:
                 healer.close()
-            if _code(exc) not in _BUSY_CODES or attempt == cfg.retries:
-                raise _translate(exc, path, "opening it") from exc
+            if error_code(exc) not in BUSY_CODES or attempt == cfg.retries:
+                raise hub_error(exc, path, "opening it") from exc
             delay = cfg.retry_backoff * 2 ** (attempt - 1)
             log.info("%s is locked by another program; retry %d/%d in %.1f s",
                      path.name, attempt, cfg.retries - 1, delay)

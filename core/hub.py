@@ -26,13 +26,22 @@ from core.alerts import Dispatcher, channels_of
 from core.channel import Channel, Command, CommandKind
 from core.config import Config
 from core.dbfile import DbLook, look
-from core.errors import DbBusy, DbChanged, DbMissing, DbReadOnly, DbUnreadable, StoreError
+from core.errors import (
+    DbBusy,
+    DbChanged,
+    DbMissing,
+    DbReadOnly,
+    DbUnreadable,
+    Interrupted,
+    StoreError,
+)
 from core.eventlog import EventLog, EventName, utcnow
 from core.freshness import Freshness, assess, next_change
 from core.heal import HealReport, check_readable, heal
 from core.language import resolve_language
 from core.publisher import BeforePublish, Outcome, Publisher, PublishRefused
 from core.settle import settle
+from core.sqlite import Interrupter
 from core.state import (
     Activity,
     CheckResult,
@@ -100,7 +109,13 @@ class Hub:
         self._want_check = False
         self._want_forced = False
         self._busy_streak = 0  # checks in a row that found the database locked
+        self._stats_version: str | None = None  # the file's version when its stats were made
         self._tg: anyio.abc.TaskGroup | None = None
+        self._save_wanted: anyio.Event | None = None
+        self._save_lock = anyio.Lock()
+        # Ends the SQLite work of a check in its thread when the hub stops (a heal waiting
+        # for the ERP's lock would otherwise hold the shutdown for minutes).
+        self._interrupter = Interrupter()
         self.cycles = 0
         self.heals = 0
 
@@ -158,6 +173,8 @@ class Hub:
         return published.version
 
     def shutdown(self) -> None:
+        """Stop: interrupt the SQLite work in hand, cancel the task group."""
+        self._interrupter.interrupt()
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
 
@@ -269,25 +286,19 @@ class Hub:
 
     async def run(self, *, task_status: TaskStatus[Hub] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled or :meth:`shutdown`; state is saved on the way out."""
-        inbox_send, inbox_recv = anyio.create_memory_object_stream[Command](64)
-
-        def post(command: Command) -> None:
-            try:
-                inbox_send.send_nowait(command)
-            except anyio.WouldBlock:
-                log.warning("command inbox full; dropping %s", command.kind)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                log.info("hub is stopping; ignoring %s", command.kind)
-
         self._wake = anyio.Event()
         self._reschedule = anyio.Event()
-        self.channel.bind(post)
+        self._save_wanted = anyio.Event()
         await self.publisher.start()
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
-                tg.start_soon(self._inbox, inbox_recv)
+                # Commands run straight on the loop (deliver only sets flags or starts a
+                # task): no queue in between that could fill up and drop one.
+                self.channel.bind(self.deliver)
+                tg.start_soon(self._interrupt_when_cancelled)
                 tg.start_soon(self._worker)
+                tg.start_soon(self._saver)
                 tg.start_soon(self._scheduler)
                 tg.start_soon(self._watch)
                 tg.start_soon(self._watch_freshness)
@@ -298,11 +309,18 @@ class Hub:
                 task_status.started(self)
         finally:
             self.channel.unbind()
-            inbox_send.close()
             self._tg = None
             with anyio.move_on_after(5, shield=True):
                 await self._save()
+                await anyio.to_thread.run_sync(self.events.flush)
             log.info("hub stopped")
+
+    async def _interrupt_when_cancelled(self) -> None:
+        """However the hub is cancelled, a check running in a thread is told at once."""
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self._interrupter.interrupt()
 
     async def _start_alerts(self, tg: anyio.abc.TaskGroup) -> None:
         """Alerts for people not at the PC, from the same events the toasts read."""
@@ -318,11 +336,6 @@ class Hub:
             language=resolve_language(self.config.ui.language),
         ))
         log.info("alerts to %s", ", ".join(c.name for c in channels))
-
-    async def _inbox(self, recv: anyio.abc.ObjectReceiveStream[Command]) -> None:
-        async with recv:
-            async for command in recv:
-                self.deliver(command)
 
     async def _watch(self) -> None:
         cfg = self.config.watch
@@ -405,6 +418,8 @@ class Hub:
             self._want_cycle = self._want_check = self._want_forced = False
             try:
                 await self._cycle(check=check, forced=forced and check)
+            except Interrupted:
+                return  # stopping: the cancellation follows
             except Exception:  # a bug must not end the watching; say it loudly
                 log.exception("check cycle failed unexpectedly")
                 self._set(Activity.IDLE, "internal error; see the log")
@@ -511,7 +526,9 @@ class Hub:
             if self.config.heal.in_place:
                 self._set(Activity.CHECKING, "checking indexes")
                 report = await anyio.to_thread.run_sync(
-                    lambda: heal(self.path, self.config.heal, expected=settled)
+                    lambda: heal(self.path, self.config.heal, expected=settled,
+                                 stats_version=self._stats_version,
+                                 interrupter=self._interrupter)
                 )
             else:  # the ERP's file is only read: is it whole?
                 await anyio.to_thread.run_sync(check_readable, self.path)
@@ -553,8 +570,8 @@ class Hub:
         self._last_look = after
         self._known_version = after.version
         self._problem = None
-        if new:
-            await self._snapshot(after, written=settled)
+        if new and not await self._snapshot(after, written=settled):
+            return  # the file changed while it was copied: settling again, say so
         self._set(Activity.IDLE)
         await self._save()
 
@@ -568,6 +585,8 @@ class Hub:
             version=after.version,
         )
         self.heals += bool(report.healed)
+        if report.result != "failed" and self.config.heal.analyze:
+            self._stats_version = after.version
         if report.result == "failed":
             self.events.emit(EventName.HEAL_FAILED, error=self._last_check.error,
                              healed=report.healed)
@@ -585,7 +604,9 @@ class Hub:
             message = "all indexes in place"
         self._set(message=message)
 
-    async def _snapshot(self, settled: DbLook, *, written: DbLook) -> None:
+    async def _snapshot(self, settled: DbLook, *, written: DbLook) -> bool:
+        """Copy, verify and publish; False when the file changed meanwhile (the cycle is
+        asked for again and the status says settling)."""
         self._set(Activity.CHECKING, "copying and verifying the export")
         try:
             outcome: Outcome = await self.publisher.publish_export(settled, written=written)
@@ -594,10 +615,10 @@ class Hub:
             self._known_version = ""
             self._set(Activity.SETTLING, "the file changed while it was copied; waiting again")
             self._request(check=True)
-            return
+            return False
         except DbMissing:
             await self._missing(await self._look())
-            return
+            return True
         except StoreError as exc:
             outcome = Outcome(store_error=str(exc))
         if outcome.published is not None:
@@ -611,6 +632,7 @@ class Hub:
             self._set(message=f"export held back: {outcome.held_back.reason}")
         else:
             self._set(message=outcome.store_error or "snapshot failed")
+        return True
 
     async def _unreadable(self, settled: DbLook, error: str, *, new: bool) -> None:
         """The export is not a whole SQLite file: hold it back; readers keep the last good."""
@@ -648,17 +670,30 @@ class Hub:
         )
 
     async def _save(self) -> None:
+        """Persist the state as it is now. Saves run one at a time, each taking the state
+        when its turn comes, so a later save never loses to an earlier one."""
         if not self._persist:
             return
-        state = self._persisted()
-        try:
-            await anyio.to_thread.run_sync(save_state, self.config.state_file, state)
-        except OSError as exc:
-            log.warning("cannot save state to %s: %s", self.config.state_file, exc)
+        async with self._save_lock:
+            state = self._persisted()
+            try:
+                await anyio.to_thread.run_sync(save_state, self.config.state_file, state)
+            except OSError as exc:
+                log.warning("cannot save state to %s: %s", self.config.state_file, exc)
 
     def _save_soon(self) -> None:
-        if self._tg is not None:
-            self._tg.start_soon(self._save)
+        """Ask the saver for a save; requests while one runs make one more save, of the
+        state as it is then (never an older state written last)."""
+        if self._save_wanted is not None:
+            self._save_wanted.set()
+
+    async def _saver(self) -> None:
+        """The one task that saves in the background: one save at a time, in order."""
+        while True:
+            assert self._save_wanted is not None
+            await self._save_wanted.wait()
+            self._save_wanted = anyio.Event()
+            await self._save()
 
 
 def status_from_disk(config: Config) -> dict[str, Any]:

@@ -34,8 +34,8 @@ from core.config import HealConfig, IndexSpec
 from core.dbfile import DbLook, look
 from core.errors import DbBusy, DbChanged, DbUnreadable, ExportRejected, StoreError
 from core.heal import STATISTICS, IndexStatus, check_readable, inspect
-from core.paths import sqlite_uri
 from core.queries import REQUIRED_COLUMNS
+from core.sqlite import BUSY_CODES, DAMAGED_CODES, FULL_CODE, Mode, connect, error_code
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,6 @@ SERVING_INDEXES: tuple[IndexSpec, ...] = (
 )
 
 _COPY_BUFFER = 8 << 20
-_DAMAGED = {sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT}
-_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,18 +71,10 @@ class Copy:
     seconds: float
 
 
-def _code(exc: sqlite3.Error) -> int:
-    return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
-
-
 def _full(exc: BaseException) -> bool:
     if isinstance(exc, sqlite3.Error):
-        return _code(exc) == sqlite3.SQLITE_FULL
+        return error_code(exc) == FULL_CODE
     return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
-
-
-def _ro_uri(path: Path) -> str:
-    return sqlite_uri(path, mode="ro")
 
 
 def _same_file(fh_stat: os.stat_result, path: Path) -> bool:
@@ -145,8 +135,7 @@ def copy_database(source: Path, dest: Path, *, timeout: float) -> str:
     StoreError for a full or unwritable store."""
     dest.unlink(missing_ok=True)
     try:
-        src = sqlite3.connect(_ro_uri(source), uri=True, timeout=timeout,
-                              isolation_level=None)
+        src = connect(source, Mode.READ_ONLY, busy_timeout=timeout)
     except sqlite3.Error as exc:
         raise ExportRejected(f"{source.name} cannot be opened: {exc}") from None
     try:
@@ -159,7 +148,7 @@ def copy_database(source: Path, dest: Path, *, timeout: float) -> str:
                     raise
                 log.info("file copy of %s failed (%s); using the backup API", source.name, exc)
             dest.unlink(missing_ok=True)
-            with closing(sqlite3.connect(dest)) as dst:
+            with closing(connect(dest, Mode.CREATE)) as dst:
                 for pragma in _BUILD_PRAGMAS:
                     dst.execute(pragma)
                 src.backup(dst)
@@ -169,12 +158,12 @@ def copy_database(source: Path, dest: Path, *, timeout: float) -> str:
         if _full(exc):
             raise StoreError(f"the snapshot store {dest.parent.parent} ran out of disk space "
                              "while copying; still serving the last good snapshot") from None
-        if _code(exc) in _DAMAGED:
+        if error_code(exc) in DAMAGED_CODES:
             raise ExportRejected(f"{source.name} is damaged or not a database ({exc})") from None
-        if _code(exc) in _BUSY:
+        if error_code(exc) in BUSY_CODES:
             raise DbBusy(f"{source.name} stayed locked by another program while it was "
                          f"copied ({timeout:g} s busy timeout)") from None
-        if dest.parent.exists() and "unable to open" in str(exc):
+        if dest.parent.exists() and error_code(exc) == sqlite3.SQLITE_CANTOPEN:
             raise StoreError(f"cannot write a snapshot in {dest.parent}: {exc}") from None
         raise
     except OSError as exc:
@@ -201,7 +190,7 @@ def verify(
     """Check a copy before anyone sees it; the row count of production_records, or
     :class:`ExportRejected` with the exact reason."""
     try:
-        with closing(sqlite3.connect(_ro_uri(path), uri=True)) as conn:
+        with closing(connect(path, Mode.READ_ONLY)) as conn:
             problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
             if problems != ["ok"]:
                 raise ExportRejected("the export is damaged: SQLite's quick_check says "
@@ -242,7 +231,7 @@ def verify(
 
 def newest_work_date(path: Path) -> date | None:
     """The newest production date in a copy (one index lookup)."""
-    with closing(sqlite3.connect(_ro_uri(path), uri=True)) as conn:
+    with closing(connect(path, Mode.READ_ONLY)) as conn:
         raw = conn.execute("SELECT MAX(work_date) FROM production_records").fetchone()[0]
     try:
         return date.fromisoformat(raw) if raw else None
@@ -286,7 +275,7 @@ def prepare(path: Path, cfg: HealConfig, *, serving_aids: bool = False) -> list[
     :data:`SERVING_INDEXES`) and statistics for what was added. Returns what was added."""
     specs = list(cfg.indexes) + (list(SERVING_INDEXES) if serving_aids else [])
     added: list[str] = []
-    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+    with closing(connect(path, Mode.READ_WRITE)) as conn:
         # Readers open snapshots immutable: a rollback-journal file with no WAL to read.
         conn.execute("PRAGMA journal_mode=DELETE")
         for pragma in _BUILD_PRAGMAS:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import anyio
+from anyio.abc import TaskStatus
 from watchfiles import Change, awatch
 
 from core.dbfile import look, watched_names
@@ -59,8 +60,11 @@ async def watch_db(
     force_polling: bool = False,
     poll_interval: float = 2.0,
     debounce_ms: int = 200,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Call ``on_change`` whenever the database or a sidecar may have changed; forever.
+    Started (``await tg.start(watch_db, ...)``) once the folder is being watched, or,
+    when it is missing, once it is being waited for.
 
     When the folder is missing, wait for it (looking every ``poll_interval``) and report
     a change when it returns. The folder's identity is re-checked every
@@ -69,10 +73,19 @@ async def watch_db(
     folder = path.parent
     watch_filter = DbFilter(path)
     wake_ms = max(200, int(poll_interval * 1000))
+    started = False
+
+    def watching() -> None:
+        nonlocal started
+        if not started:
+            started = True
+            task_status.started()
+
     while True:
         folder_id = await anyio.to_thread.run_sync(_folder_id, folder)
         if folder_id is None:
             log.warning("database folder %s is missing; waiting for it", folder)
+            watching()
             while folder_id is None:
                 await anyio.sleep(poll_interval)
                 folder_id = await anyio.to_thread.run_sync(_folder_id, folder)
@@ -98,6 +111,7 @@ async def watch_db(
                     recursive=False,
                     ignore_permission_denied=True,
                 ):
+                    watching()  # the first yield (a timeout at the latest): the OS watch is on
                     changed = bool(changes)
                     if force_polling:
                         # The OS-independent poller compares mtimes in whole seconds, so

@@ -66,7 +66,7 @@ def config_factory(tmp_path: Path) -> Callable[..., Config]:
 
 
 def make_db(path: Path, *, rows: int = 2000, seed: int = 1, days: int = 60) -> Path:
-    from core.demodb import create_demo_db
+    from core.erp.demodb import create_demo_db
 
     path.parent.mkdir(parents=True, exist_ok=True)
     create_demo_db(path, rows=rows, seed=seed, days=days, end_date=FIXED_END)
@@ -107,13 +107,13 @@ async def await_for(condition: Callable[[], Any], timeout: float = 10.0,  # noqa
     """The async twin of :func:`wait_for`, for tests running on the event loop."""
     import anyio
 
-    with anyio.fail_after(timeout):
+    with anyio.move_on_after(timeout):
         while True:
             value = condition()
             if value:
                 return value
             await anyio.sleep(interval)
-    raise AssertionError(message)  # pragma: no cover
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
 
 
 _HANDED_OUT: set[int] = set()

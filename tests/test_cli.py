@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.erpsim import write_garbage
+from core.erp.erpsim import write_garbage
 from tests.conftest import wait_for
 
 
@@ -56,7 +56,7 @@ def test_demo_db_and_erp_sim(tmp_path: Path) -> None:
 
 
 def test_check_holds_back_and_publish_force_publishes(tmp_path: Path, small_db: Path) -> None:
-    from core.erpsim import ExportMode, simulate_export, write_garbage
+    from core.erp.erpsim import ExportMode, simulate_export, write_garbage
 
     cfg = write_config(tmp_path, small_db)
     first = pdh("check", "--config", str(cfg), "--json")
@@ -138,6 +138,51 @@ def test_run_headless_stops_cleanly_on_sigterm(tmp_path: Path, small_db: Path) -
     assert json.loads(status.stdout)["last_check"]["result"] == "healed"
 
 
+def test_sigterm_during_a_heal_held_up_by_a_lock_exits_at_once(
+        tmp_path: Path, small_db: Path) -> None:
+    """Another program holds the write lock; the heal waits for it (with these settings
+    about half a minute). SIGTERM ends the agent within a few seconds, exit 0, with the
+    file whole and no index half-made."""
+    import sqlite3
+    import time
+
+    cfg = write_config(tmp_path, small_db, "[heal]\nconnect_timeout = 3.0\nretries = 5\n"
+                                           "retry_backoff = 1.0\n")
+    erp = sqlite3.connect(small_db, isolation_level=None)
+    erp.execute("BEGIN IMMEDIATE")
+    erp.execute("UPDATE production_records SET good_qty = good_qty WHERE rowid = 1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "--headless", "--config", str(cfg)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        log_file = tmp_path / "logs" / "pdh.log"
+        wait_for(lambda: log_file.exists() and "database busy" in log_file.read_text("utf-8"),
+                 30, message="the heal waiting for the lock")
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        erp.execute("ROLLBACK")
+        erp.close()
+    assert proc.returncode == 0, out
+    assert took < 5, f"stopping took {took:.1f} s"
+    assert "hub stopped" in out and "Traceback" not in out
+    check = sqlite3.connect(small_db)
+    try:
+        assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        made = [r[0] for r in check.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'idx_%'")]
+    finally:
+        check.close()
+    assert made == []  # the lock was never had: nothing written
+    json.loads((tmp_path / "state" / "state.json").read_text("utf-8"))
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT])
 def test_run_headless_ctrl_c(tmp_path: Path, small_db: Path, sig: signal.Signals) -> None:
     cfg = write_config(tmp_path, small_db)
@@ -192,3 +237,35 @@ def test_status_asks_the_running_agent_then_falls_back(tmp_path: Path, small_db:
     after = json.loads(pdh("status", "--config", str(cfg), "--json").stdout)
     assert after["source"] == "saved state (agent not reachable)"
     assert after["last_check"]["result"] == "healed"
+
+
+@pytest.mark.parametrize("command", ["dashboard", "api"])
+def test_a_bad_port_is_one_line_and_exit_2_as_python_m_agent_cli(
+        tmp_path: Path, small_db: Path, command: str) -> None:
+    """Run as ``python -m agent.cli``: the module is __main__, and must not be imported a
+    second time by the commands (two UsageError classes, a traceback)."""
+    env = {**os.environ, "PDH_CONFIG": str(write_config(tmp_path, small_db))}
+    done = subprocess.run([sys.executable, "-m", "agent.cli", command, "--port", "70000"],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--port" in lines[0] and "70000" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_no_command_module_imports_the_cli() -> None:
+    """The wiring is one way: cli.py imports the command modules, never the reverse, and
+    nothing is registered by importing a module."""
+    import ast
+
+    agent_dir = Path(__file__).resolve().parents[1] / "agent"
+    offenders = []
+    for source in sorted(agent_dir.glob("*.py")):
+        if source.name in ("cli.py", "__main__.py"):
+            continue
+        for node in ast.walk(ast.parse(source.read_text("utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "agent.cli" for n in names):
+                offenders.append(source.name)
+    assert offenders == []

@@ -109,7 +109,7 @@ def build_api_hub(config: Config) -> Hub:
     from agent import app as agent_app
 
     hub = Hub(config)
-    for installer in agent_app.INSTALLERS:
+    for installer in agent_app.DEFAULT_INSTALLERS:
         if installer is not agent_app.install_api:
             installer(hub)
     install(hub, bind_retry=0.2)

@@ -23,7 +23,7 @@ from api.app import create_app
 from core.checkonce import check_once
 from core.config import Config
 from core.dbfile import look
-from core.erpsim import ExportMode, Journal, simulate_export, write_garbage
+from core.erp.erpsim import ExportMode, Journal, simulate_export, write_garbage
 from core.eventlog import iso
 from core.hub import Hub
 from core.store import Published, Store

@@ -20,7 +20,7 @@ from api.app import create_app
 from core.checkonce import check_once
 from core.config import Config
 from core.dbfile import look
-from core.erpsim import ExportMode, simulate_export
+from core.erp.erpsim import ExportMode, simulate_export
 from core.eventlog import EventLog, iso
 from core.publisher import Publisher
 from core.store import Published, Store

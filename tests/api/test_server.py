@@ -28,7 +28,7 @@ from api.security import check_control, is_loopback, startup_problem
 from core import queries
 from core.config import ApiConfig, Config
 from core.dbfile import look
-from core.erpsim import ExportMode, simulate_export, write_garbage
+from core.erp.erpsim import ExportMode, simulate_export, write_garbage
 from core.eventlog import iso
 from core.state import HubState, ServerState, StatusSnapshot
 from tests.api.conftest import (

@@ -12,7 +12,7 @@ import pytest
 from core.alerting import AlertPolicy
 from core.alerts import Alert
 from core.config import AlertsConfig
-from core.erpsim import ExportMode, simulate_export
+from core.erp.erpsim import ExportMode, simulate_export
 from core.state import HubState
 from tests.conftest import await_for, make_config
 from tests.core.hubtools import running_hub, until_at_rest, until_event

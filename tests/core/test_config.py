@@ -49,7 +49,8 @@ def test_defaults_match_the_erp_schema_comment() -> None:
 
     from core.config import default_indexes
 
-    schema = (Path(__file__).resolve().parents[2] / "core" / "erp_schema.sql").read_text("utf-8")
+    schema_file = Path(__file__).resolve().parents[2] / "core" / "erp" / "erp_schema.sql"
+    schema = schema_file.read_text("utf-8")
     listed = re.findall(r"--\s+(idx_\w+)\s+ON (\w+)\(([^)]*)\)", schema)
     expected = [(n, t, [c.strip() for c in cols.split(",")]) for n, t, cols in listed]
     assert [(i.name, i.table, i.columns) for i in default_indexes()] == expected
@@ -160,3 +161,17 @@ def test_bad_config_in_a_real_process_has_no_traceback(tmp_path: Path) -> None:
 def test_config_error_is_raised_for_api_users(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="log.level"):
         load_config(write(tmp_path / "c.toml", '[log]\nlevel = "LOUD"\n'))
+
+
+def test_command_line_overrides_are_part_of_loading(tmp_path: Path) -> None:
+    """``--host``/``--port``/``--db`` go into the one Config load; a bad one names the flag."""
+    from core.config import Override
+
+    cfg_file = tmp_path / "pdh.toml"
+    cfg_file.write_text('[api]\nport = 8100\n[dashboard]\nhost = "0.0.0.0"\n', "utf-8")
+    loaded = load_config(cfg_file, db_override=Path("x.db"), overrides=[
+        Override("api.port", 9000, "--port"), Override("dashboard.host", "::1", "--host")])
+    assert loaded.config.api.port == 9000 and loaded.config.dashboard.host == "::1"
+    assert loaded.config.db_path == Path.cwd() / "x.db"
+    with pytest.raises(ConfigError, match=r"^--port: .*65535 \(got 70000\)$"):
+        load_config(cfg_file, overrides=[Override("dashboard.port", 70000, "--port")])

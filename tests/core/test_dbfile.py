@@ -42,10 +42,13 @@ def test_a_rename_over_changes_the_version(small_db: Path, tmp_path: Path) -> No
 def test_missing_file_and_sidecars(tmp_path: Path, small_db: Path) -> None:
     absent = look(tmp_path / "nope.db")
     assert not absent.exists and absent.version == ""
+    without = look(small_db)
     journal = small_db.with_name(small_db.name + "-journal")
     journal.write_bytes(b"x" * 10)
     with_journal = look(small_db)
-    assert with_journal.writing and with_journal != look(small_db.with_name("other.db"))
+    # The same file, only a journal beside it: the look must tell the two apart.
+    assert with_journal.writing and not without.writing
+    assert with_journal != without
     assert watched_names(small_db) == {
         "production_analysis.db", "production_analysis.db-journal",
         "production_analysis.db-wal", "production_analysis.db-shm",

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from core.demodb import DemoStats, create_demo_db, erp_schema_statements, write_erp_data
+from core.erp.demodb import DemoStats, create_demo_db, erp_schema_statements, write_erp_data
 
-CORE_SCHEMA = Path(__file__).resolve().parents[2] / "core" / "erp_schema.sql"
+CORE_SCHEMA = Path(__file__).resolve().parents[2] / "core" / "erp" / "erp_schema.sql"
 SHARED_SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "erp" / "schema.sql"
 ERP_TABLES = ("items", "lines", "production_records", "defect_records")
 HANGUL = re.compile("[\uac00-\ud7a3]")

@@ -19,8 +19,8 @@ from typing import Literal
 
 import pytest
 
-from core.demodb import create_demo_db
-from core.erpsim import (
+from core.erp.demodb import create_demo_db
+from core.erp.erpsim import (
     ExportMode,
     Journal,
     simulate_export,

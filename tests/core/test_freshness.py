@@ -11,7 +11,7 @@ import pytest
 
 from core.checkonce import check_once
 from core.config import FreshnessConfig
-from core.erpsim import ExportMode, simulate_export
+from core.erp.erpsim import ExportMode, simulate_export
 from core.eventlog import utcnow
 from core.freshness import assess, next_change
 from core.state import HubState

@@ -11,7 +11,7 @@ import pytest
 
 from core.config import HealConfig
 from core.dbfile import look
-from core.erpsim import write_empty, write_garbage, write_missing_table
+from core.erp.erpsim import write_empty, write_garbage, write_missing_table
 from core.errors import DbBusy, DbChanged, DbMissing, DbUnreadable
 from core.heal import STATISTICS, heal
 
@@ -85,12 +85,37 @@ def test_dry_run_reports_but_changes_nothing(small_db: Path) -> None:
     assert index_columns(small_db) == {}
 
 
+def test_a_check_of_an_unchanged_file_reads_no_table(small_db: Path) -> None:
+    """The check runs on every export and every hour: it must not scan the ERP's tables
+    (each scan of the big table makes an ERP commit wait)."""
+    first = heal(small_db, cfg())
+    assert first.after is not None
+    statements: list[str] = []
+    real_connect = sqlite3.connect
+
+    def traced(*args: object, **kwargs: object) -> sqlite3.Connection:
+        conn = real_connect(*args, **kwargs)  # type: ignore[call-overload]
+        conn.set_trace_callback(statements.append)
+        return conn  # type: ignore[no-any-return]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sqlite3, "connect", traced)
+        again = heal(small_db, cfg(), stats_version=first.after.version)
+    assert again.result == "ok"
+    assert statements, "the trace saw nothing"
+    data_tables = ("production_records", "defect_records")
+    scans = [s for s in statements if any(t in s and "LIMIT 1" not in s and "PRAGMA" not in s
+                                          and "sqlite_stat1" not in s for t in data_tables)]
+    assert scans == []
+
+
 def test_stale_statistics_are_refreshed(small_db: Path) -> None:
-    heal(small_db, cfg())
+    first = heal(small_db, cfg())
+    assert first.after is not None
     conn = sqlite3.connect(small_db, isolation_level=None)
     conn.execute("DELETE FROM production_records WHERE record_id % 2 = 0")
     conn.close()
-    report = heal(small_db, cfg())
+    report = heal(small_db, cfg(), stats_version=first.after.version)
     assert report.result == "healed" and report.healed == [STATISTICS]
     conn = sqlite3.connect(small_db)
     count = conn.execute("SELECT count(*) FROM production_records").fetchone()[0]
@@ -247,18 +272,25 @@ def test_erp_writer_with_its_own_busy_timeout_never_fails_during_a_heal(small_db
     t = threading.Thread(target=erp_writer)
     t.start()
     try:
-        outcomes = []
+        created: list[list[str]] = []  # per heal that got through: the indexes it made
         for _ in range(5):
             try:
-                outcomes.append(heal(small_db, cfg(connect_timeout=5.0)).result)
+                report = heal(small_db, cfg(connect_timeout=5.0))
             except DbChanged:
-                outcomes.append("changed")  # the ERP committed under us: we backed off
+                continue  # the ERP committed under us: we backed off, wrote nothing more
+            assert report.result in ("healed", "ok"), report.problems
+            created.append(report.created)
     finally:
         stop.set()
         t.join(10)
     assert errors == []
     assert writes["n"] > 0
-    assert set(outcomes) <= {"healed", "ok", "changed"}
+    # A heal that got through made every index: none is made twice.
+    assert all(c == [] for c in created[1:]), created
+    final = heal(small_db, cfg())
+    assert final.result in ("healed", "ok")
+    assert set(FIVE) <= set(index_columns(small_db))
+    assert final.created == [] or created == []
 
 
 def test_waits_when_even_reading_is_locked(small_db: Path) -> None:
@@ -285,3 +317,41 @@ def test_waits_when_even_reading_is_locked(small_db: Path) -> None:
     finally:
         erp.execute("ROLLBACK")
         erp.close()
+
+
+def test_an_interrupt_ends_a_heal_waiting_for_a_lock(small_db: Path) -> None:
+    """The hub stops while the heal waits out another program's write lock (here it
+    would wait ~30 s): the heal ends at once with Interrupted and writes nothing."""
+    import time
+
+    from core.errors import Interrupted
+    from core.sqlite import Interrupter
+
+    erp = sqlite3.connect(small_db, isolation_level=None)
+    erp.execute("BEGIN IMMEDIATE")
+    interrupter = Interrupter()
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            heal(small_db, cfg(connect_timeout=10.0, retries=3, retry_backoff=1.0),
+                 interrupter=interrupter)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        time.sleep(0.5)  # most likely in the lock wait; wherever it is, it must end at once
+        started = time.monotonic()
+        interrupter.interrupt()
+        worker.join(5)
+        took = time.monotonic() - started
+    finally:
+        erp.execute("ROLLBACK")
+        erp.close()
+        worker.join(60)
+    assert outcome and isinstance(outcome[0], Interrupted), outcome
+    assert took < 1.0
+    assert index_columns(small_db) == {}

@@ -14,7 +14,13 @@ import pytest
 
 from core.config import Config
 from core.dbfile import look
-from core.erpsim import ExportMode, simulate_export, write_empty, write_garbage, write_missing_table
+from core.erp.erpsim import (
+    ExportMode,
+    simulate_export,
+    write_empty,
+    write_garbage,
+    write_missing_table,
+)
 from core.heal import heal
 from core.state import HubState, load_state
 from tests.conftest import await_for, make_config, make_db
@@ -416,12 +422,17 @@ async def test_an_export_during_a_heal_goes_back_to_settle(tmp_path: Path) -> No
     reports the old file as healed for the new version, and heals the new one."""
     db = make_db(tmp_path / "data" / "production_analysis.db", rows=60_000, days=30)
     config = make_config(tmp_path, db=db, watch={"settle_interval": 0.1, "settle_checks": 2})
+    staged = make_db(tmp_path / "staged" / "production_analysis.db", rows=900, days=10)
+    messages: list[str] = []
     async with running_hub(config) as hub:
-        await await_for(lambda: hub.status().activity == "checking", 20)
-        await anyio.to_thread.run_sync(lambda: simulate_export(
-            db, ExportMode.REPLACE, rows=900, seconds=0.0, seed=31, days=10))
+        hub.channel.subscribe(lambda snapshot: messages.append(snapshot.message))
+        await await_for(lambda: hub.status().message == "checking indexes", 20,
+                        message="the heal to start")
+        os.replace(staged, db)  # the ERP's rename-over, at once: the heal is still running
         await await_for(lambda: hub.status().state is HubState.HEALTHY and not hub.busy
                         and hub.known_version == look(db).version, 30)
+        # The heal itself saw the replace (not the copy after it, nor the next look).
+        assert any("changed during the check" in m for m in messages), sorted(set(messages))
         # The mid-heal replace is a change to settle again, never a failure.
         assert count(hub, "heal_failed") == 0 and count(hub, "db_unreadable") == 0
     assert indexes_ok(db, config)

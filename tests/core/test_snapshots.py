@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 from core import queries, snapshot
-from core.erpsim import ExportMode, simulate_export
+from core.erp.erpsim import ExportMode, simulate_export
 from core.hub import Hub
 from core.publisher import PublishRefused
 from core.serving import serving
@@ -87,7 +87,7 @@ async def test_a_row_count_drop_is_held_back_and_can_be_published_anyway(
 
 
 async def test_a_garbage_export_cannot_be_forced(tmp_path: Path, small_db: Path) -> None:
-    from core.erpsim import write_garbage
+    from core.erp.erpsim import write_garbage
 
     config = make_config(tmp_path, **FAST)
     async with running_hub(config) as hub:
@@ -104,7 +104,7 @@ def test_a_restarted_hub_serves_its_last_snapshot_before_any_look(
     tmp_path: Path, small_db: Path
 ) -> None:
     config = published_config(tmp_path, small_db)
-    from core.erpsim import write_garbage
+    from core.erp.erpsim import write_garbage
 
     write_garbage(small_db)  # whatever the ERP's file is now
     hub = Hub(config)  # not running yet: no look taken

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -13,6 +14,8 @@ from core.watcher import watch_db
 from tests.conftest import await_for
 
 pytestmark = pytest.mark.anyio
+
+UNRELATED_WINDOW_S = 0.8
 
 
 async def _start_of_a_second() -> None:
@@ -26,8 +29,8 @@ async def test_a_write_in_the_same_second_is_noticed(tmp_path: Path, force_polli
     db.write_bytes(b"x")
     calls: list[float] = []
     async with anyio.create_task_group() as tg:
-        tg.start_soon(lambda: watch_db(db, lambda: calls.append(time.time()),
-                                       force_polling=force_polling, poll_interval=0.1))
+        await tg.start(partial(watch_db, db, lambda: calls.append(time.time()),
+                               force_polling=force_polling, poll_interval=0.1))
         for attempt in range(5):
             await _start_of_a_second()
             seen = len(calls)
@@ -48,12 +51,16 @@ async def test_a_write_in_the_same_second_is_noticed(tmp_path: Path, force_polli
 async def test_other_files_in_the_folder_are_ignored(tmp_path: Path) -> None:
     db = tmp_path / "production_analysis.db"
     db.write_bytes(b"x")
-    calls: list[int] = []
+    calls: list[str] = []
     async with anyio.create_task_group() as tg:
-        tg.start_soon(lambda: watch_db(db, lambda: calls.append(1), poll_interval=0.1))
-        await anyio.sleep(0.3)
+        await tg.start(partial(watch_db, db, lambda: calls.append("change"), poll_interval=0.1))
         (tmp_path / "unrelated.txt").write_text("hello")
+        (tmp_path / "other.db").write_bytes(b"another database")
         (tmp_path / "production_analysis.db.tmp").write_bytes(b"staged export")
+        # An absence needs a window: several debounce periods (200 ms) and watcher wake-ups,
+        # in which an unfiltered event would have been reported.
+        await anyio.sleep(UNRELATED_WINDOW_S)
+        assert calls == [], "a write to another file was reported"
         os.replace(tmp_path / "production_analysis.db.tmp", db)  # only this counts
-        await await_for(lambda: calls, 5)
+        await await_for(lambda: calls, 5, message="the database replace")
         tg.cancel_scope.cancel()

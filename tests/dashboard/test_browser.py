@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.erpsim import ExportMode, simulate_export
+from core.erp.erpsim import ExportMode, simulate_export
 from core.state import ServerState
 from dashboard.i18n import fmt_time
 from tests.browser import BROWSER_TZ, CHROMIUM, MISSING, chromium_page

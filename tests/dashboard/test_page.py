@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.checkonce import check_once
-from core.erpsim import ExportMode, simulate_export, write_garbage, write_missing_table
+from core.erp.erpsim import ExportMode, simulate_export, write_garbage, write_missing_table
 from core.state import CheckResult, PersistedState, save_state
 from dashboard.i18n import tr
 from tests.conftest import free_port, make_config, published_config

@@ -83,7 +83,7 @@ def test_panel_shows_what_is_served_held_back_and_old(page: Page, tmp_path: Path
                                                       small_db: Path) -> None:
     """A held-back export and old data, beside the data still served; Publish anyway
     from the page publishes it."""
-    from core.erpsim import ExportMode, simulate_export
+    from core.erp.erpsim import ExportMode, simulate_export
 
     config = make_config(tmp_path, db=small_db, ui={"language": "en"},
                          api={"enabled": True, "port": free_port()},

@@ -275,7 +275,7 @@ def _back_to_rest(request: pytest.FixtureRequest) -> Iterator[None]:
     status = hub.status_or_none()
     if status is not None and hub.at_rest(status):
         return
-    from core.erpsim import ExportMode, simulate_export
+    from core.erp.erpsim import ExportMode, simulate_export
 
     simulate_export(hub.db, ExportMode.REPLACE, rows=1000, seconds=0.0, seed=999)
     hub.client.post("/hub/check")

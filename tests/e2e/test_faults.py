@@ -18,7 +18,7 @@ import pytest
 
 from core.config import HealConfig
 from core.dbfile import look
-from core.erpsim import ExportMode, simulate_export
+from core.erp.erpsim import ExportMode, simulate_export
 from core.heal import heal
 from dashboard.i18n import fmt_int
 from tests.conftest import make_db

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from core.dbfile import look
-from core.erpsim import ExportMode, simulate_export
+from core.erp.erpsim import ExportMode, simulate_export
 from core.heal import STATISTICS
 from dashboard.i18n import fmt_int
 from tests.e2e.conftest import (

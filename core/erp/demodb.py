@@ -1,4 +1,4 @@
-"""Realistic demo data in exactly the ERP's export format (``core/erp_schema.sql``).
+"""Realistic demo data in exactly the ERP's export format (``core/erp/erp_schema.sql``).
 
 Everything is drawn from one ``random.Random(seed)``, so a seed and an end date give the
 same file every time. Rows come from one generator of batches, shared by

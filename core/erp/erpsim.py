@@ -19,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from core.demodb import build_demo_file, erp_schema_statements, write_erp_data
+from core.erp.demodb import build_demo_file, erp_schema_statements, write_erp_data
 
 __all__ = [
     "ERP_TABLES",
