@@ -125,11 +125,26 @@ class Wine:
         self._quiet(["wineserver", "-k"], check=False)
         self._quiet(["wineserver", "-w"], check=False)
         self._quiet(["wineserver", "-p"], check=False)  # refuses if one runs: fine
-        self._quiet(["wineboot"])  # Wine's services, with null stdio (see module doc)
+        self._boot()
+
+    def _boot(self) -> None:
+        """Wine's services, with no pipe of ours (see the module doc). Its output goes to
+        a file; a failed boot is tried again (seen once on a new machine), then reported
+        with what it said."""
+        log = self.workdir / "wineboot.log"
+        for _attempt in range(3):
+            with log.open("ab") as out:
+                code = subprocess.run(["wineboot"], env=self.env, stdin=subprocess.DEVNULL,
+                                      stdout=out, stderr=out, timeout=120).returncode
+            if code == 0:
+                return
+            self._quiet(["wineserver", "-w"], check=False)
+            self._quiet(["wineserver", "-p"], check=False)
+        raise RuntimeError(f"wineboot failed ({code}): {log.read_text(errors='replace')}")
 
     def new_session(self) -> None:
         """After ``wineboot --end-session``: Wine's services again."""
-        self._quiet(["wineboot"])
+        self._boot()
 
     def close(self) -> None:
         for proc in self.procs:
