@@ -33,10 +33,24 @@ mkdir -p "$W/dl"
 mkdir -p "$WINEPREFIX"
 # wineboot starts Wine's services (services.exe, winedevice.exe) here, with null stdio;
 # started later by a `wine ... | cat`, they would hold that pipe open for ever.
-wineserver -p </dev/null >/dev/null 2>&1 || true  # one may be running already
+# Wine's start-up failed now and then on a busy machine (wineserver still exiting,
+# wineboot exit 1): each attempt starts from a stopped server; its output goes to a file.
+boot() {
+  for attempt in 1 2 3; do
+    wineserver -k >/dev/null 2>&1 || true
+    wineserver -w >/dev/null 2>&1 || true
+    wineserver -p </dev/null >>"$W/wineboot.log" 2>&1 || true
+    wineboot -u </dev/null >>"$W/wineboot.log" 2>&1 && return 0
+    echo "wine-env: wineboot failed (attempt $attempt); see $W/wineboot.log" >&2
+    sleep 2
+  done
+  echo "wine-env: Wine does not start here:" >&2
+  tail -20 "$W/wineboot.log" >&2
+  return 1
+}
 trap 'wineserver -k >/dev/null 2>&1; wineserver -w >/dev/null 2>&1 || true' EXIT
 [ -f "$W/.prefix-ok" ] || step "new Wine prefix"
-wineboot -u </dev/null >/dev/null 2>&1
+boot
 
 if [ ! -f "$W/.prefix-ok" ]; then
   # The tray tests need a desktop window to put the notification area in.
