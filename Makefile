@@ -31,7 +31,7 @@ test: $(VENV)/.installed
 WINE_ENV ?= .wine-env
 test-windows: $(VENV)/.installed
 	@status=0; PYTHON=$(BIN)/python tests/windows/setup_wine.sh $(WINE_ENV) || status=$$?; \
-	if [ $$status -eq 0 ]; then PDH_WINE_ENV=$(WINE_ENV) $(BIN)/python -m pytest tests/windows; \
+	if [ $$status -eq 0 ]; then PDH_WINE_ENV=$(abspath $(WINE_ENV)) $(BIN)/python -m pytest tests/windows; \
 	elif [ $$status -eq 3 ]; then $(BIN)/python -m pytest tests/windows; \
 	else exit $$status; fi
 

@@ -34,7 +34,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def wine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wine]:
     assert ENV_DIR
-    with wine_session(Path(ENV_DIR), tmp_path_factory.mktemp("wine")) as session:
+    # Absolute: Wine refuses a relative WINEPREFIX, and the tests run Wine elsewhere.
+    with wine_session(Path(ENV_DIR).absolute(), tmp_path_factory.mktemp("wine")) as session:
         yield session
 
 
