@@ -133,24 +133,29 @@ class _HeaderMemo:
 
     On Windows any open handle on the ERP's file, however brief, makes the ERP's
     rename-over export fail at that moment ("access denied": a file that is open cannot
-    be replaced, whatever its share mode). So there a look opens the file only when its
-    stat (file id, size, mtime) or its journal differs from the last read, and an idle
-    hub's periodic looks never touch it. Elsewhere opening costs the ERP nothing and
-    every look reads the header (which also catches a copy that keeps size and mtime).
+    be replaced, whatever its share mode). So there a look opens the file only once its
+    stat (file id, size, mtime) has held still for one look: while the file keeps
+    changing the last header read is reported with the new stat (the version changes
+    anyway), and an idle hub's periodic looks never touch it. Elsewhere opening costs
+    the ERP nothing and every look reads the header (which also catches a copy that
+    keeps size and mtime).
     """
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._last: dict[Path, tuple[FileStat, SqliteHeader]] = {}
+        self._seen: dict[Path, FileStat] = {}  # the stat of the previous look
 
     def header(self, path: Path, main: FileStat, writing: bool) -> SqliteHeader:
         if not (main.exists and main.size):
             self._last.pop(path, None)
+            self._seen.pop(path, None)
             return SqliteHeader(valid=False)
+        previous, self._seen[path] = self._seen.get(path), main
         if self.enabled and not writing:
             last = self._last.get(path)
-            if last is not None and last[0] == main:
-                return last[1]
+            if last is not None and (last[0] == main or previous != main):
+                return last[1]  # unchanged, or changing right now: do not open it
         header = read_header(path)
         self._last[path] = (main, header)
         return header

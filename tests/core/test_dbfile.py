@@ -65,8 +65,9 @@ def test_truncated_file_is_seen_from_its_header(small_db: Path, tmp_path: Path) 
 
 def test_windows_looks_open_the_file_only_when_its_stat_changed(
         small_db: Path, monkeypatch) -> None:  # noqa: ANN001
-    """On Windows an open handle makes the ERP's rename-over fail: an unchanged file is
-    not opened again (HEADERS is enabled there); every change is still seen."""
+    """On Windows an open handle makes the ERP's rename-over fail: a file is opened only
+    once its stat held still for one look (HEADERS is enabled there); every change is
+    still seen."""
     from core import dbfile
 
     memo = dbfile._HeaderMemo(enabled=True)
@@ -84,9 +85,12 @@ def test_windows_looks_open_the_file_only_when_its_stat_changed(
     conn.execute("CREATE TABLE IF NOT EXISTS t_memo(x)")
     conn.commit()
     conn.close()
-    changed = look(small_db)
-    assert len(opened) == 2 and not changed.same_content(first)
-    assert changed.change_counter != first.change_counter
+    changing = look(small_db)  # just changed: not opened yet, but seen to differ
+    assert len(opened) == 1 and not changing.same_content(first)
+    settled = look(small_db)  # held still for one look: read now
+    assert len(opened) == 2 and settled.change_counter != first.change_counter
+    look(small_db)
+    assert len(opened) == 2
 
     journal = small_db.with_name(small_db.name + "-journal")
     journal.write_bytes(b"")  # a writer is in a transaction: always read

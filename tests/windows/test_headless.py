@@ -96,7 +96,8 @@ def test_headless_detects_heals_publishes_and_stops_on_ctrl_c(wine: Wine, wdir: 
     assert erp.returncode == 0, erp.stdout
     second = wait_until(
         lambda: (s := _api_status(port)) and s["published"]["version"]
-        != first["published"]["version"] and s, "the export's publish", timeout=60)
+        != first["published"]["version"] and s["state"] == "healthy" and s,
+        "the export's publish, and the hub at rest", timeout=60)
     assert second["published"]["rows"] == 6000
     assert second["state"] == "healthy"
     records = httpx.get(f"http://127.0.0.1:{port}/api/v1/records?limit=5", timeout=5,
