@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DEMO_DB := demo/production_analysis.db
 EXTRAS ?= dev
 
-.PHONY: run test test-windows lint bench venv clean
+.PHONY: run test test-windows windows-dist lint bench venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,12 +28,23 @@ test: $(VENV)/.installed
 
 # The Windows suite: Windows CPython under Wine (tests/windows). The Wine environment is
 # made once in $(WINE_ENV) and reused; with no Wine here the suite is skipped, with why.
+# It also tests the Windows zip (make windows-dist) in a fresh prefix with no Python.
 WINE_ENV ?= .wine-env
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+WINDOWS_ZIP := dist/ProductionDataHub-$(VERSION)-win-amd64.zip
 test-windows: $(VENV)/.installed
 	@status=0; PYTHON=$(BIN)/python tests/windows/setup_wine.sh $(WINE_ENV) || status=$$?; \
-	if [ $$status -eq 0 ]; then PDH_WINE_ENV=$(abspath $(WINE_ENV)) $(BIN)/python -m pytest tests/windows; \
+	if [ $$status -eq 0 ]; then $(MAKE) --no-print-directory windows-dist && \
+	  PDH_WINE_ENV=$(abspath $(WINE_ENV)) PDH_WINDOWS_DIST=$(abspath $(WINDOWS_ZIP)) \
+	  $(BIN)/python -m pytest tests/windows; \
 	elif [ $$status -eq 3 ]; then $(BIN)/python -m pytest tests/windows; \
 	else exit $$status; fi
+
+# The self-contained Windows x64 zip (embeddable CPython + the project + pinned wheels,
+# relocatable launchers) into dist/; downloads cached in $(WINE_ENV)/dl. See
+# docs/operations.md "Windows install".
+windows-dist: $(VENV)/.installed
+	$(BIN)/python packaging/windows/build_dist.py --cache $(WINE_ENV)/dl --out dist
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
@@ -47,4 +58,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/bench_api.py --rows 200000 --seconds 3 --no-datasette
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache $(WINE_ENV)
+	rm -rf $(VENV) demo dist .pytest_cache .mypy_cache .ruff_cache $(WINE_ENV)

@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 
-from agent import cmd_agent, cmd_api, cmd_dashboard, commands
+from agent import cmd_agent, cmd_api, cmd_dashboard, cmd_service, commands
 from agent.cli_support import (
     EXIT_OK,
     EXIT_PROBLEM,
@@ -26,6 +25,7 @@ from agent.cli_support import (
     load,
 )
 from core.config import ConfigError
+from core.version import package_version
 
 __all__ = ["COMMANDS", "EXIT_OK", "EXIT_PROBLEM", "EXIT_USAGE", "UsageError", "build_parser",
            "load", "main"]
@@ -41,14 +41,8 @@ COMMANDS: tuple[Register, ...] = (
     commands.register_alert_test,
     cmd_agent.register_run,
     cmd_agent.register_autostart,
+    cmd_service.register,
 )
-
-
-def _version() -> str:
-    try:
-        return version("production-data-hub")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "0+unknown"
 
 
 def build_parser(registers: Sequence[Register] = COMMANDS) -> argparse.ArgumentParser:
@@ -57,7 +51,7 @@ def build_parser(registers: Sequence[Register] = COMMANDS) -> argparse.ArgumentP
         prog="pdh",
         description="Production Data Hub: keeps the ERP's production database indexed and served.",
     )
-    parser.add_argument("--version", action="version", version=f"pdh {_version()}")
+    parser.add_argument("--version", action="version", version=f"pdh {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = common_options()
     for register in registers:

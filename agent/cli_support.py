@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from core.config import LoadedConfig, Override, load_config
+from core.config import Config, LoadedConfig, Override, load_config
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -49,7 +49,15 @@ def server_overrides(args: argparse.Namespace, section: str) -> list[Override]:
     return out
 
 
-def add_server_options(p: argparse.ArgumentParser, section: str, default_port: int) -> None:
-    p.add_argument("--host", help=f"address to listen on (default: [{section}] host, 127.0.0.1)")
+def add_server_command(sub: Any, common: argparse.ArgumentParser, section: str, help: str,
+                       handler: Handler) -> argparse.ArgumentParser:
+    """The subcommand of a server (``pdh api``, ``pdh dashboard``) with ``--host`` and
+    ``--port``; their defaults and range are ``[section]``'s in the config model."""
+    p: argparse.ArgumentParser = sub.add_parser(section, parents=[common], help=help)
+    fields = Config.model_fields[section].annotation.model_fields  # type: ignore[union-attr]
+    host, port = fields["host"].default, fields["port"].default
+    p.add_argument("--host", help=f"address to listen on (default: [{section}] host, {host})")
     p.add_argument("--port", type=int,
-                   help=f"port, 0..65535 (default: [{section}] port, {default_port})")
+                   help=f"port, 0..65535 (default: [{section}] port, {port})")
+    p.set_defaults(handler=handler)
+    return p

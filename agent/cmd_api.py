@@ -15,18 +15,15 @@ from agent.cli_support import (
     EXIT_OK,
     EXIT_PROBLEM,
     EXIT_USAGE,
-    add_server_options,
+    add_server_command,
     load,
     server_overrides,
 )
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
-        "api", parents=[common], help="serve the data API alone (no hub, no healing)"
-    )
-    add_server_options(p, "api", 8000)
-    p.set_defaults(handler=cmd_api)
+    add_server_command(sub, common, "api", "serve the data API alone (no hub, no healing)",
+                       cmd_api)
 
 
 def cmd_api(args: argparse.Namespace) -> int:

@@ -12,15 +12,13 @@ import subprocess
 import sys
 from typing import Any
 
-from agent.cli_support import add_server_options, load, server_overrides
+from agent.cli_support import add_server_command, load, server_overrides
+from core.net import base_url
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
-        "dashboard", parents=[common], help="serve the dashboard in the foreground"
-    )
-    add_server_options(p, "dashboard", 8501)
-    p.set_defaults(handler=cmd_dashboard)
+    add_server_command(sub, common, "dashboard", "serve the dashboard in the foreground",
+                       cmd_dashboard)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
@@ -30,8 +28,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     config = load(args, server_overrides(args, "dashboard")).config
     argv = streamlit_argv(sys.executable, config)
     env = {**os.environ, **config_env(config, parent_pid=os.getpid())}
-    print(f"dashboard for {config.db_path} on http://{config.dashboard.host}:"
-          f"{config.dashboard.port}/ (Ctrl+C stops it)", flush=True)
+    where = base_url(config.dashboard.host, config.dashboard.port)
+    print(f"dashboard for {config.db_path} on {where}/ (Ctrl+C stops it)", flush=True)
     exposed = exposure(config)
     if exposed:
         print(f"pdh: {exposed}", flush=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.cli_support import load as _load
+from core.net import base_url
 
 
 def _progress_bar(total: int, desc: str) -> tuple[Callable[[int], None], Callable[[], None]]:
@@ -213,10 +214,10 @@ def _ask_agent(config: Any, method: str, route: str,
 
     if not config.api.enabled:
         return None
-    host = "127.0.0.1" if config.api.host in ("0.0.0.0", "", "::") else config.api.host
+    base = base_url(config.api.host, config.api.port)
     headers = {"Authorization": f"Bearer {config.api.token}"} if config.api.token else {}
     try:
-        response = httpx.request(method, f"http://{host}:{config.api.port}/api/v1{route}",
+        response = httpx.request(method, f"{base}/api/v1{route}",
                                  json=body, headers=headers, timeout=30)
     except httpx.HTTPError:
         return None
@@ -241,9 +242,9 @@ def _live_status(config: Any) -> dict[str, Any] | None:
 
     if not config.api.enabled:
         return None
-    host = "127.0.0.1" if config.api.host in ("0.0.0.0", "", "::") else config.api.host
+    base = base_url(config.api.host, config.api.port)
     try:
-        response = httpx.get(f"http://{host}:{config.api.port}/api/v1/hub/status", timeout=2)
+        response = httpx.get(f"{base}/api/v1/hub/status", timeout=2)
     except httpx.HTTPError:
         return None
     if response.status_code != 200:

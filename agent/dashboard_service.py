@@ -20,6 +20,7 @@ from anyio.abc import TaskStatus
 from core.config import Config
 from core.eventlog import EventName
 from core.hub import Hub
+from core.net import base_url, reachable_host
 from core.supervisor import ChildSpec, Supervisor
 from dashboard.settings import config_env, streamlit_argv
 from dashboard.viewer import exposure
@@ -32,26 +33,18 @@ LOG_NAME = "dashboard.log"
 
 
 def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def _reach_host(host: str) -> str:
-    """The address to reach a server bound to ``host`` from this computer."""
-    if host in ("", "0.0.0.0"):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
 
 
 def dashboard_spec(config: Config, *, port: int | None = None) -> ChildSpec:
     """How to run and watch the dashboard for ``config`` (port 0: any free port)."""
     cfg = config.dashboard
     if port is None:
-        port = cfg.port or _free_port(_reach_host(cfg.host).strip("[]"))
-    base = f"http://{_reach_host(cfg.host)}:{port}"
+        port = cfg.port or _free_port(reachable_host(cfg.host))
+    base = base_url(cfg.host, port)
     return ChildSpec(
         name=SERVER_NAME,
         argv=streamlit_argv(sys.executable, config, port=port),

@@ -35,10 +35,17 @@ class InstanceInfo:
     config: str | None = None
     db: str | None = None
     started: str = ""
+    mode: str = ""  # "tray" or "headless" once the agent knows ("" from older agents)
+    api_url: str | None = None  # where its API answers on this computer (None: off)
 
     def describe(self) -> str:
         where = self.dashboard_url or "dashboard off"
         return f"pid {self.pid}, {where}"
+
+    @property
+    def headless(self) -> bool:
+        """The running agent shows no tray of its own (a service, or ``--headless``)."""
+        return self.mode == "headless"
 
 
 class AlreadyRunning(Exception):
@@ -169,7 +176,8 @@ def replace_retrying(source: Path, target: Path, timeout: float = 3.0) -> None:
 def read_info(path: Path) -> InstanceInfo | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return InstanceInfo(**data)
+        known = {name: data[name] for name in InstanceInfo.__dataclass_fields__ if name in data}
+        return InstanceInfo(**known)
     except (OSError, ValueError, TypeError):
         return None
 

@@ -25,12 +25,14 @@ from anyio.from_thread import start_blocking_portal
 
 from agent import app
 from agent.instance import AlreadyRunning, InstanceInfo, InstanceLock, instance_key
-from agent.tray import Action, Tray, TrayBackend
+from agent.tray import Tray, TrayBackend
 from agent.tray_texts import Language, resolve_language
+from agent.tray_view import Action
 from core.channel import Channel
 from core.config import Config
 from core.hub import Hub
 from core.logs import setup_logging
+from core.net import base_url
 from core.paths import absolute
 
 log = logging.getLogger(__name__)
@@ -46,10 +48,7 @@ def configured_dashboard_url(config: Config) -> str | None:
     dash = config.dashboard
     if not dash.enabled or dash.port == 0:
         return None
-    host = "127.0.0.1" if dash.host in ("", "0.0.0.0", "::") else dash.host
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{dash.port}/"
+    return base_url(dash.host, dash.port) + "/"
 
 
 def tray_backend(env: dict[str, str] | None = None) -> tuple[TrayBackend | None, str]:
@@ -77,8 +76,16 @@ def autostart_command_args(config: Config, config_source: Path | None,
 
 def run_agent(config: Config, *, headless: bool, demo: bool, config_source: Path | None,
               db_override: Path | None = None) -> int:
-    """Run the agent until Quit or a stop signal; the exit code of ``pdh run``."""
+    """Run the agent until Quit or a stop signal; the exit code of ``pdh run``.
+
+    When the same configuration already runs headless (a service, ``--headless``), a
+    ``pdh run`` with a tray attaches to it: a tray that drives that hub over its API
+    (:mod:`agent.attach`) instead of refusing with "already running"."""
     setup_logging(config.log_dir, config.log.level)
+    backend: TrayBackend | None = None
+    reason = "--headless"
+    if not headless:
+        backend, reason = tray_backend()
     lock = InstanceLock(config.state_dir, instance_key(config_source, config.db_path))
     try:
         lock.acquire(InstanceInfo(
@@ -86,10 +93,13 @@ def run_agent(config: Config, *, headless: bool, demo: bool, config_source: Path
             dashboard_url=configured_dashboard_url(config),
             config=str(absolute(config_source)) if config_source else None,
             db=str(config.db_path),
+            mode="headless" if backend is None else "tray",
+            api_url=configured_api_url(config),
         ))
     except AlreadyRunning as exc:
-        print(f"pdh: {exc}")
-        return 0
+        return _attach_or_refuse(exc, config, backend, config_source=config_source,
+                                 db_path=autostart_command_args(config, config_source,
+                                                                db_override))
     with lock:
         installers: list[Callable[[Hub], Any]] = []
         if demo:
@@ -97,17 +107,39 @@ def run_agent(config: Config, *, headless: bool, demo: bool, config_source: Path
 
             demo_service.prepare_demo_db(config)
             installers.append(demo_service.install)
-        backend: TrayBackend | None = None
-        if not headless:
-            backend, reason = tray_backend()
-            if backend is None:
-                print(f"pdh: {HEADLESS_NOTICE}", file=sys.stderr, flush=True)
-                log.info("%s (%s)", HEADLESS_NOTICE, reason)
+        if backend is None and not headless:
+            print(f"pdh: {HEADLESS_NOTICE}", file=sys.stderr, flush=True)
+            log.info("%s (%s)", HEADLESS_NOTICE, reason)
         if backend is None:
             return _run_headless(config, installers)
         return _run_tray(config, backend, installers, config_source=config_source,
                          db_path=autostart_command_args(config, config_source, db_override),
                          demo=demo)
+
+
+def configured_api_url(config: Config) -> str | None:
+    """Where this computer reaches the configured API (None when it is off)."""
+    if not config.api.enabled or config.api.port == 0:
+        return None
+    from dashboard.settings import api_base_url
+
+    return api_base_url(config)
+
+
+def _attach_or_refuse(exc: AlreadyRunning, config: Config, backend: TrayBackend | None, *,
+                      config_source: Path | None, db_path: Path | None) -> int:
+    """A hub for this configuration runs already: attach a tray to it when it has none."""
+    other = exc.info
+    if backend is None or other is None or not other.headless:
+        print(f"pdh: {exc}")
+        return 0
+    if other.api_url is None:
+        print(f"pdh: {exc}; its API is off ([api] enabled = false or port = 0), "
+              "so a tray cannot attach to it")
+        return 0
+    from agent.attach import run_attached
+
+    return run_attached(config, backend, other, config_source=config_source, db_path=db_path)
 
 
 def _run_headless(config: Config, installers: list[Callable[[Hub], Any]]) -> int:
@@ -148,13 +180,18 @@ def _run_tray(config: Config, backend: TrayBackend, installers: list[Callable[[H
 
     hub_done = threading.Event()
 
-    def request_stop(why: str) -> None:  # any thread
-        log.info("received %s; shutting down", why)
+    def stop_all() -> None:  # any thread
         stop_hub()
         tray.stop()
 
+    def request_stop(why: str) -> None:
+        log.info("received %s; shutting down", why)
+        stop_all()
+
+    signalled = app.StopRequests(stop_all)  # as headless: a second signal forces the exit
+
     def on_signal(signum: int, frame: Any) -> None:
-        request_stop(signal.Signals(signum).name)
+        signalled(signal.Signals(signum).name)
 
     def end_session() -> None:  # Windows logoff/shutdown, on the tray thread
         request_stop("WM_ENDSESSION")
@@ -178,7 +215,7 @@ def _run_tray(config: Config, backend: TrayBackend, installers: list[Callable[[H
         signal.signal(signum, on_signal)
     failed = False
     try:
-        with _console_stop_handler(request_stop, hub_done), \
+        with _console_stop_handler(signalled, hub_done), \
                 start_blocking_portal(backend="asyncio") as portal:
             future = portal.start_task_soon(functools.partial(
                 app.serve, config, channel, handle_signals=False,

@@ -15,7 +15,8 @@ from typing import Any
 
 import pystray
 
-from agent.tray import Action, MenuEntry, TrayIcon
+from agent.tray import TrayIcon
+from agent.tray_view import Action, MenuEntry
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,54 @@ class _Latin1TitleIcon(pystray.Icon):
         pystray.Icon.title.fset(self, _latin1(value))
 
 
+_NOTHING = object()
+_WM_NULL = 0x0000
+
+
+class _Win32PopupSafeIcon(pystray.Icon):
+    """win32: pystray's popup menu, made to behave as Windows documents for a tray icon.
+
+    - pystray shows the menu with a modal ``TrackPopupMenuEx`` on the tray's thread, and
+      our dispatcher's messages are still handled meanwhile; a new menu set then
+      destroys the open one under the pointer and the click on it is lost (seen under
+      Wine: "Close Tray" clicked while a status update arrived). While the popup is open
+      a new menu waits, newest wins, and is set once it closes.
+    - After ``TrackPopupMenuEx`` the owner window must be sent a message (WM_NULL), or
+      the next popup opens and closes at once (Microsoft's KB135788, "Menus for
+      notification icons do not work correctly"); pystray posts none, so a second
+      right-click showed nothing unless a status update happened to post one.
+    """
+
+    _popup_open = False
+    _waiting_menu: Any = _NOTHING
+
+    def _on_notify(self, wparam: int, lparam: int) -> Any:
+        from pystray._util import win32
+
+        if lparam != win32.WM_RBUTTONUP:  # only the right button's release opens the popup
+            return super()._on_notify(wparam, lparam)
+        self._popup_open = True
+        try:
+            return super()._on_notify(wparam, lparam)
+        finally:
+            self._popup_open = False
+            win32.PostMessage(self._hwnd, _WM_NULL, 0, 0)
+            menu, self._waiting_menu = self._waiting_menu, _NOTHING
+            if menu is not _NOTHING:
+                pystray.Icon.menu.fset(self, menu)
+
+    @property
+    def menu(self) -> Any:
+        return pystray.Icon.menu.fget(self)
+
+    @menu.setter
+    def menu(self, value: Any) -> None:
+        if self._popup_open:
+            self._waiting_menu = value
+        else:
+            pystray.Icon.menu.fset(self, value)
+
+
 class PystrayBackend:
     """Icons, menus and dispatchers of the pystray backend in use."""
 
@@ -145,6 +194,8 @@ class PystrayBackend:
     def create_icon(self, name: str, image: Any, title: str) -> TrayIcon:
         if self.name == "xorg":
             return _Latin1TitleIcon(name, image, _latin1(title))
+        if self.name == "win32":
+            return _Win32PopupSafeIcon(name, image, title)
         icon: TrayIcon = pystray.Icon(name, image, title)
         return icon
 

@@ -68,6 +68,11 @@ TEXT: dict[str, dict[str, str]] = {
         "toast_restarted": "대시보드 서버를 다시 시작했습니다",
         "toast_gave_up": "대시보드 서버가 계속 멈춰 재시작을 포기했습니다",
         "toast_repeat": "{text} (최근 {window} 동안 {n}번 더)",
+        # a tray attached to a hub that runs without one (a service, --headless)
+        "attached": "실행 중인 허브에 연결됨 (pid {pid})",
+        "hub_unreachable": "허브가 응답하지 않음",
+        "close_tray": "트레이 닫기 (허브는 계속 실행)",
+        "hub_refused": "허브가 요청을 거부했습니다: {reason}",
     },
     "en": {
         "starting": "Starting",
@@ -106,6 +111,10 @@ TEXT: dict[str, dict[str, str]] = {
         "toast_restarted": "Dashboard server restarted",
         "toast_gave_up": "Dashboard server gave up after repeated crashes",
         "toast_repeat": "{text} ({n} more in the last {window})",
+        "attached": "Attached to the running hub (pid {pid})",
+        "hub_unreachable": "Hub not answering",
+        "close_tray": "Close Tray (the hub keeps running)",
+        "hub_refused": "The hub refused: {reason}",
     },
 }
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
@@ -16,6 +15,7 @@ from api.routes import data_router, service_router
 from core.config import Config
 from core.queries import DataUnavailable, InvalidQuery
 from core.store import Store
+from core.version import package_version
 
 if TYPE_CHECKING:
     from core.hub import Hub
@@ -25,13 +25,6 @@ log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
 
 
-def _version() -> str:
-    try:
-        return version("production-data-hub")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
 def create_app(config: Config, hub: Hub | None = None,
                source: DataSource | None = None) -> FastAPI:
     """The data API for ``config.db_path``; with ``hub``, status/control and gating."""
@@ -39,10 +32,11 @@ def create_app(config: Config, hub: Hub | None = None,
     store = hub.publisher.store if hub is not None else Store(config.store_dir, config.store.keep)
     source = source or DataSource(
         store, hub=hub, retry_after=watch.settle_interval * watch.settle_checks,
+        record_readers=config.api.record_readers,
     )
     app = FastAPI(
         title="Production Data Hub API",
-        version=_version(),
+        version=package_version(),
         description=(
             "Production data from the ERP's exports, served from the snapshot the hub last "
             "verified and published: every data response carries `ETag`, `X-DB-Version` "

@@ -60,7 +60,7 @@ class VersionedCache:
     def begin(self, version: str) -> None:
         """Accept answers for ``version`` (a snapshot being warmed) before it is served."""
         with self._lock:
-            if version != self._version:
+            if version not in (self._version, self._next_version):
                 self._next_version = version
                 self._next = OrderedDict()
 

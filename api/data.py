@@ -6,15 +6,13 @@ published snapshot, or 503 before the first one. A snapshot never changes, so an
 computed from it is cached under its version until the next publish; the hub warms the
 cache for the next snapshot before switching to it.
 
-Everything here blocks; the routes call :meth:`DataSource.fetch` through
-``anyio.to_thread``.
+Everything here blocks but :meth:`DataSource.answer`, which the routes await: it runs
+:meth:`DataSource.fetch` on a worker thread, a records page in its own lane.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import logging
 import math
 import threading
@@ -25,6 +23,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import orjson
 from pydantic import BaseModel, TypeAdapter
 
@@ -40,6 +39,8 @@ from api.models import (
 from core import queries
 from core.eventlog import iso
 from core.queries import RECORD_FIELDS, DataUnavailable, Filters, Order, Record
+from core.records_csv import csv_header as csv_header
+from core.records_csv import csv_rows
 from core.serving import Serving, serving
 from core.store import Store
 
@@ -63,6 +64,7 @@ class Query:
     key: tuple[Hashable, ...]
     compute: Callable[[Path], bytes]
     filters: Filters | None = None
+    many_rows: bool = False  # a page of rows, not an aggregate: read in the records lane
 
     def key_for(self, span: Span) -> tuple[Hashable, ...]:
         if self.filters is None:
@@ -133,6 +135,7 @@ class DataSource:
         hub: Hub | None = None,
         cache: VersionedCache | None = None,
         retry_after: float = 10.0,
+        record_readers: int = 1,
     ) -> None:
         self.store = store
         self.hub = hub
@@ -142,6 +145,11 @@ class DataSource:
         self._raw: OrderedDict[RawKey, Query] = OrderedDict()
         self._raw_lock = threading.Lock()
         self._spans: dict[str, Span] = {}  # snapshot version -> its work_date span
+        # Reads that turn many rows into Python objects take the GIL back at every row;
+        # a few of them at once in one process are slower together than in turn, so they
+        # queue for ``record_readers`` threads. Aggregates (few rows, the work in SQLite)
+        # keep the shared pool.
+        self._records_lane = anyio.CapacityLimiter(record_readers)
 
     def retry_after(self, exc: DataUnavailable) -> int:
         return self.retry_after_s
@@ -183,6 +191,11 @@ class DataSource:
             body = query.compute(current.path)
             self.cache.put(version, key, body)
         return Served(version, as_of, etag, body)
+
+    async def answer(self, query: Query, if_none_match: str | None = None) -> Served:
+        """:meth:`fetch` on a worker thread (a page of records in the records lane)."""
+        lane = self._records_lane if query.many_rows else None
+        return await anyio.to_thread.run_sync(self.fetch, query, if_none_match, limiter=lane)
 
     def remember(self, raw: RawKey, query: Query) -> None:
         """Note that the URL ``raw`` asks for ``query`` (bounded, LRU)."""
@@ -237,7 +250,8 @@ class DataSource:
             return orjson.dumps({"records": [dict(zip(fields, r, strict=True)) for r in rows],
                                  "next_cursor": nxt})
 
-        return Query(("records", filters.key(), limit, cursor, order), compute, filters)
+        return Query(("records", filters.key(), limit, cursor, order), compute, filters,
+                     many_rows=True)
 
     def summary_daily(self, filters: Filters) -> Query:
         return Query(
@@ -289,13 +303,14 @@ class DataSource:
 
     # warming -----------------------------------------------------------------------
 
-    def default_queries(self, path: Path) -> list[Query]:
-        """What the dashboard and a person opening the API first ask for: the default
-        period's views, and the summaries over all the data."""
+    def first_queries(self, path: Path) -> list[Query]:
+        """What the dashboard and a person opening the API ask for first, warmed before a
+        snapshot is published: the daily summary of all the data (the longest, first),
+        then the default period's views and first records pages."""
         span = queries.date_range(path)
         period = queries.default_filters(span)
-        everything = Filters()
         return [
+            self.summary_daily(Filters()),
             self.items(),
             self.lines(),
             self.summary_daily(period),
@@ -306,20 +321,32 @@ class DataSource:
             self.kpis(period.previous_period() or period),
             # The first page of records: the route's default size and the dashboard's.
             *(self.records(period, n, None, "asc") for n in FIRST_PAGES),
-            self.summary_daily(everything),
+        ]
+
+    def later_queries(self) -> list[Query]:
+        """The other summaries of all the data, warmed right after the publish (seconds
+        on a large snapshot: they would hold the publish back)."""
+        everything = Filters()
+        return [
             self.summary_items(everything, DEFAULT_TOP, "good_qty", "desc"),
             self.summary_lines(everything, None, "code", "asc"),
             self.kpis(everything),
         ]
 
-    def warm(self, version: str, path: Path) -> int:
-        """Compute the default answers for the snapshot ``version`` at ``path`` before it
-        is published (blocking); returns how many were cached."""
-        self.cache.begin(version)
+    def default_queries(self, path: Path) -> list[Query]:
+        """Everything warmed for a new snapshot, before and after its publish."""
+        return [*self.first_queries(path), *self.later_queries()]
+
+    def warm(self, version: str, path: Path, todo: list[Query] | None = None) -> int:
+        """Compute answers (default: :meth:`default_queries`) for the snapshot
+        ``version`` at ``path`` (blocking): before it is published, they wait aside
+        (:meth:`VersionedCache.begin`); returns how many were cached."""
+        if version != self.cache.version:
+            self.cache.begin(version)
         warmed = 0
         try:
             span = self.span(version, path)
-            for query in self.default_queries(path):
+            for query in self.default_queries(path) if todo is None else todo:
                 self.cache.put(version, query.key_for(span), query.compute(path))
                 warmed += 1
         except DataUnavailable as exc:
@@ -330,18 +357,5 @@ class DataSource:
 DEFAULT_TOP = 20  # summary/items default top-N
 FIRST_PAGES = (100, 50)  # records: the route's default page size, the dashboard's first
 
-
-def csv_header() -> bytes:
-    return "\ufeff".encode() + _csv_rows([list(RECORD_FIELDS)])
-
-
-def _csv_rows(rows: list[list[object]]) -> bytes:
-    buf = io.StringIO()
-    writer = csv.writer(buf)  # RFC 4180: CRLF line ends, quotes where needed
-    writer.writerows(rows)
-    return buf.getvalue().encode("utf-8")
-
-
-def csv_page(page: list[Record]) -> bytes:
-    fields = RECORD_FIELDS
-    return _csv_rows([[getattr(r, f) for f in fields] for r in page])
+# The routes' records.csv stream: csv_header(), then csv_page(page) for each page.
+csv_page = csv_rows

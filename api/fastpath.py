@@ -157,8 +157,7 @@ class CacheHitMiddleware:
             query = records_query(self.source, scope["query_string"])
             if query is not None:
                 try:
-                    served = await anyio.to_thread.run_sync(
-                        self.source.fetch, query, _if_none_match(scope))
+                    served = await self.source.answer(query, _if_none_match(scope))
                 except DataUnavailable:
                     pass  # the route answers (503 with Retry-After)
                 else:

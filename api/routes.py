@@ -170,9 +170,7 @@ def data_router(source: DataSource) -> APIRouter:
                        dependencies=[Depends(conditional)])
 
     async def respond(request: Request, query: data.Query) -> Response:
-        served = await anyio.to_thread.run_sync(
-            source.fetch, query, request.headers.get("if-none-match")
-        )
+        served = await source.answer(query, request.headers.get("if-none-match"))
         # The same URL will mean the same query: later hits can skip routing (fastpath).
         source.remember(raw_key(request.scope), query)
         if served.body is None:

@@ -25,7 +25,7 @@ from anyio.abc import TaskStatus
 from fastapi import FastAPI
 
 from api.app import create_app
-from api.data import DataSource
+from api.data import DataSource, Query
 from api.security import startup_problem
 from core.config import Config
 from core.eventlog import EventName
@@ -38,8 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVER_NAME = "api"
-BIND_RETRY = 5.0  # s before trying a busy port again, doubling
-BIND_RETRY_MAX = 60.0
+BIND_RETRY_MAX = 60.0  # s: [api] bind_retry doubles up to this
 GRACEFUL_SHUTDOWN = 3.0  # s for open requests (a long CSV) before they are cut
 
 
@@ -162,7 +161,6 @@ async def api_service(
     hub: Hub,
     *,
     app: FastAPI,
-    bind_retry: float = BIND_RETRY,
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """The API as a hub service: status in ``servers['api']``; a busy port is retried.
@@ -181,7 +179,7 @@ async def api_service(
         task_status.started()
         return
     hub.register_server(SERVER_NAME, ServerStatus(state=ServerState.STARTING, url=planned))
-    delay, reported = bind_retry, ""
+    delay, reported = cfg.bind_retry, ""
     started = False
 
     def report_started() -> None:
@@ -222,7 +220,7 @@ async def api_service(
         delay = min(delay * 2, BIND_RETRY_MAX)
 
 
-def install(hub: Hub, *, bind_retry: float = BIND_RETRY) -> None:
+def install(hub: Hub) -> None:
     """Add the API to the hub (if ``[api] enabled``); its cache is warmed on each new
     snapshot before the snapshot is published."""
     config = hub.config
@@ -231,13 +229,33 @@ def install(hub: Hub, *, bind_retry: float = BIND_RETRY) -> None:
         return
     app = create_app(config, hub=hub)
     source: DataSource = app.state.source
-    hub.add_service(partial(api_service, app=app, bind_retry=bind_retry))
+    hub.add_service(partial(api_service, app=app))
 
     async def warm(published: Published, path: Path) -> None:
-        added = await anyio.to_thread.run_sync(source.warm, published.version, path)
-        log.debug("API cache warmed for snapshot %s (%d answers)", published.version, added)
+        # Two threads (the hub checks the copy in a third): the daily summary of all the
+        # data is the one long answer, the rest together take about as long.
+        source.cache.begin(published.version)
+        first = source.first_queries(path)
+        long, rest = first[:1], first[1:]
+        added = [0, 0]
+
+        async def run(n: int, queries: list[Query]) -> None:
+            added[n] = await anyio.to_thread.run_sync(
+                source.warm, published.version, path, queries)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run, 0, long)
+            tg.start_soon(run, 1, rest)
+        log.debug("API cache warmed for snapshot %s (%d answers)", published.version,
+                  sum(added))
+
+    async def warm_later(published: Published, path: Path) -> None:
+        added = await anyio.to_thread.run_sync(
+            source.warm, published.version, path, source.later_queries())
+        log.debug("API cache: %d more answers for snapshot %s", added, published.version)
 
     hub.add_before_publish(warm)
+    hub.add_after_publish(warm_later)
 
 
 def run_standalone(config: Config, on_listening: Callable[[str], None] | None = None

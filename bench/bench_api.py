@@ -11,7 +11,8 @@ What it measures (printed as tables, nothing is written to the repo):
     script's rotation: cache misses) and one repeated query, on our API (``pdh api``,
     one uvicorn process, serving the snapshot ``check_once`` published into the store).
     Against (i) the physical limit: bare python ``sqlite3``, one persistent connection
-    per thread (``mode=ro&immutable=1`` as the API's pool), 8 threads, the same SQL as
+    per thread (``mode=ro&immutable=1`` as the API's pool), 1 and 8 threads (the faster
+    is the limit; ``--raw-threads``), the same SQL as
     ``core.queries.records`` (``_records_sql``, limit+1 rows) with the same params in
     the same rotation, for the same seconds, on the same snapshot file; target ours/raw
     >= 0.6. (ii) Datasette on the same snapshot file; target >= 10x (distinct).
@@ -31,6 +32,11 @@ Needs ``wrk`` (``apt-get install wrk``). Datasette runs from a throwaway venv
 (``--datasette-venv``, created with ``pip install datasette==0.65.5`` if missing).
 Configs, stores, logs and state are in the work folder (a temp dir unless --workdir).
 Traffic goes to 127.0.0.1 only; every run is bounded by ``--seconds`` or a timeout.
+
+At ~730 lines this script is long on purpose: every target is measured with its peer
+in the same run (bare sqlite3 and Datasette on the same snapshot file, the ``/health``
+floor beside the first requests after a publish), so it holds the set-up of all three
+servers and of the workloads they share; each measurement is one section below.
 """
 
 from __future__ import annotations
@@ -42,7 +48,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -63,8 +68,10 @@ from core.checkonce import check_once  # noqa: E402
 from core.config import Config, load_config  # noqa: E402
 from core.erp.demodb import create_demo_db  # noqa: E402
 from core.erp.erpsim import ExportMode, simulate_export  # noqa: E402
-from core.queries import Filters, _records_sql  # noqa: E402
+from core.queries import Filters  # noqa: E402
+from core.queries.records import _records_sql  # noqa: E402
 from core.store import Store  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
 
 END_DATE = date(2026, 3, 31)
 YEAR = (date(2025, 4, 1), date(2026, 3, 31))
@@ -125,12 +132,6 @@ def rotation(n: int, items: list[str], months: list[tuple[str, str]]
     shift = (None, "D", "N")[rest % 3]
     desc = (rest // 3) % 2 == 1
     return item, month, shift, desc
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(port: int, path: str, timeout: float = 60.0, ok: int = 500) -> None:
@@ -217,6 +218,10 @@ def records_params(item: str, month: tuple[str, str], shift: str | None, desc: b
     filters = Filters(date_from=date.fromisoformat(month[0]),
                       date_to=date.fromisoformat(month[1]), item_code=item, shift=shift)
     return _records_sql(filters, None, "desc" if desc else "asc", 100 + 1)
+
+
+def raw_threads(args: argparse.Namespace) -> list[int]:
+    return [int(n) for n in str(args.raw_threads).split(",")]
 
 
 def raw_sqlite(snapshot: Path, items: list[str], months: list[tuple[str, str]], *,
@@ -417,7 +422,14 @@ def view_queries(last_day: date, year: tuple[date, date]) -> list[tuple[str, str
         ("summary/daily, year by dates", f"{V1}/summary/daily?date_from={year[0]}"
                                          f"&date_to={year[1]}"),
         *extra,
+        (FLOOR, f"{V1}/health"),
     ]
+
+
+# A route that reads no data, in the same rotation: what any first request after a
+# publish costs on this machine (the hub has just finished its heaviest work), the floor
+# under the data routes' first/warm ratio.
+FLOOR = "health (no data: the floor)"
 
 
 def first_requests(port: int, queries: list[tuple[str, str]], version: str, rotate: int,
@@ -429,7 +441,8 @@ def first_requests(port: int, queries: list[tuple[str, str]], version: str, rota
         for name, path in order:
             status, body, took, served = get(port, path)
             assert status == 200, (path, status, body[:200])
-            assert served == version, f"{path} served {served}, published {version}"
+            assert name == FLOOR or served == version, (
+                f"{path} served {served}, published {version}")
             if name in ("summary/daily, all (365 d)", "summary/daily, year by dates"):
                 assert len(json.loads(body)["days"]) == DAYS, (path, body[:200])
             out.setdefault(name, []).append(took)
@@ -459,7 +472,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per load run")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--raw-threads", type=int, default=8, help="bare sqlite3 threads")
+    parser.add_argument("--raw-threads", default="1,8",
+                        help="bare sqlite3 thread counts to run, comma-separated; the "
+                             "fastest is the limit (one thread wins where rows dominate: "
+                             "sqlite3 takes the GIL back at every row)")
     parser.add_argument("--publishes", type=int, default=None,
                         help="new exports the real hub publishes for the first-request "
                              "figures (default 5; 3 below 500,000 rows)")
@@ -545,8 +561,9 @@ def run(args: argparse.Namespace, work: Path) -> int:
                                uri=True)
         same["raw"] = [r[0] for r in conn.execute(sql, params)][:100] == ours_ids
         conn.close()
-        results["raw sqlite3 distinct"] = raw_sqlite(
-            snapshot, items, months, seconds=args.seconds, threads=args.raw_threads)
+        for n in raw_threads(args):
+            results[f"raw sqlite3 {n} thr"] = raw_sqlite(
+                snapshot, items, months, seconds=args.seconds, threads=n)
         results["ours repeated"] = wrk(url_of(port) + ours_path, **load)
     finally:
         stop(proc)
@@ -655,10 +672,12 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, Any]],
     print()
     print(f"(a) records query = one item, one month, 100 rows; load wrk -t{args.threads} "
           f"-c{args.connections} -d{args.seconds:g}s on loopback; raw = bare sqlite3, "
-          f"{args.raw_threads} threads, same SQL/params/rotation/seconds, same snapshot")
+          "N threads with a connection each, same SQL/params/rotation/seconds, same "
+          "snapshot; the limit is the fastest N")
     print(f"{'run':<24}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}"
           f"{'non-2xx':>9}  load avg")
-    for name in ("ours distinct", "raw sqlite3 distinct", "datasette distinct",
+    raws = [f"raw sqlite3 {n} thr" for n in raw_threads(args)]
+    for name in ("ours distinct", *raws, "datasette distinct",
                  "ours repeated", "datasette repeated"):
         r = results.get(name)
         if r:
@@ -666,9 +685,10 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, Any]],
                   f"{r['requests']:>10}{r['errors']:>9}  {r['load']}"
                   + (f"  ({r['socket_errors']})" if r["socket_errors"] else ""))
     ours = results["ours distinct"]["rps"]
-    raw = results["raw sqlite3 distinct"]
+    best = max(raws, key=lambda name: results[name]["rps"])
+    raw = results[best]
     ratio = ours / raw["rps"]
-    print(f"ours / raw sqlite3, distinct: {ratio:.2f} (target >= 0.6: "
+    print(f"ours / raw sqlite3 (the fastest, {best[12:]}), distinct: {ratio:.2f} (target >= 0.6: "
           f"{'met' if ratio >= 0.6 else 'MISSED'}); rotation of {raw['cycle']:,} distinct "
           f"queries; same 100 record ids: {same['raw']}")
     if "datasette distinct" in results:
@@ -693,7 +713,7 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, Any]],
             f = statistics.median(firsts[name])
             w50, w99 = p(warm[name], 0.5), p(warm[name], 0.99)
             r = f / w50
-            verdict = ("met" if r <= 2 else "MISSED") if target else ""
+            verdict = ("met" if r <= 2 else "MISSED") if target and name != FLOOR else ""
             print(f"{name:<31}{f * 1000:>9.2f}{max(firsts[name]) * 1000:>8.2f}"
                   f"{statistics.median(seconds[name]) * 1000:>8.2f}"
                   f"{w50 * 1000:>9.2f}{w99 * 1000:>9.2f}{r:>7.1f}  {verdict}")

@@ -27,6 +27,10 @@ itself after each publish) and opens it in a new page every ``--viewer-reload`` 
 so the dashboard child reads every snapshot too; without it the child serves no session.
 
 Traffic goes to 127.0.0.1 only; every loop is bounded by the run's duration.
+
+At ~540 lines this script is long on purpose: one run, one timeline (ERP exports,
+clients, an optional browser, the samplers) whose parts share the run's clock, its
+stop and its records; each part is one section below.
 """
 
 from __future__ import annotations

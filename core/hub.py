@@ -4,6 +4,12 @@ cycle: watch -> settle -> heal in place -> snapshot, verify, publish -> state + 
 Everything here runs on the hub's event loop (asyncio backend); blocking work (stat,
 sqlite3) goes through ``anyio.to_thread``. Other threads talk to it only through the
 :class:`~core.channel.Channel`; code on the loop (the API) calls its methods directly.
+
+At about 700 lines this is the one large module, on purpose: one state machine whose
+steps (look, settle, heal, snapshot) and commands share its state and its lock, which a
+split of the class would spread over several files. What needs none of that state lives
+beside it: publishing (core.publisher), settling (core.settle), healing (core.heal), the
+state file (core.state), freshness (core.freshness).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from core.eventlog import EventLog, EventName, utcnow
 from core.freshness import Freshness, assess, next_change
 from core.heal import HealReport, check_readable, heal
 from core.language import resolve_language
-from core.publisher import BeforePublish, Outcome, Publisher, PublishRefused
+from core.publisher import AfterPublish, BeforePublish, Outcome, Publisher, PublishRefused
 from core.settle import settle
 from core.sqlite import Interrupter
 from core.state import (
@@ -98,7 +104,10 @@ class Hub:
         self._servers: dict[str, ServerStatus] = {}
         self._server_commands: dict[str, ServerCommand] = {}
         self._services: list[Service] = []
-        self.publisher = Publisher(config, self.events)
+        # Ends the SQLite work of a check, and a copy, in its thread when the hub stops (a
+        # heal waiting for the ERP's lock would otherwise hold the shutdown for minutes).
+        self._interrupter = Interrupter()
+        self.publisher = Publisher(config, self.events, stop=self._interrupter.check)
         self._freshness = Freshness()
         self._alerts: Dispatcher | None = None
         self._fresh_wake: anyio.Event | None = None
@@ -113,9 +122,6 @@ class Hub:
         self._tg: anyio.abc.TaskGroup | None = None
         self._save_wanted: anyio.Event | None = None
         self._save_lock = anyio.Lock()
-        # Ends the SQLite work of a check in its thread when the hub stops (a heal waiting
-        # for the ERP's lock would otherwise hold the shutdown for minutes).
-        self._interrupter = Interrupter()
         self.cycles = 0
         self.heals = 0
 
@@ -128,6 +134,11 @@ class Hub:
     def add_before_publish(self, hook: BeforePublish) -> None:
         """Await ``hook(published, path)`` before a snapshot is published (cache warming)."""
         self.publisher.add_before_publish(hook)
+
+    def add_after_publish(self, hook: AfterPublish) -> None:
+        """Await ``hook(published, path)`` right after a snapshot is published (warming
+        what can wait)."""
+        self.publisher.add_after_publish(hook)
 
     def register_server(self, name: str, status: ServerStatus,
                         control: ServerCommand | None = None) -> None:

@@ -23,13 +23,16 @@ from core.dbfile import DbLook
 from core.errors import DbBusy, ExportRejected, HubError, StoreError
 from core.eventlog import EventLog, EventName, utcnow
 from core.queries import READERS
-from core.snapshot import make_copy, newest_work_date, prepare
+from core.snapshot import finish_copy, newest_work_date, prepare, ready_copy, take_copy
 from core.store import HeldBack, Published, Store, snapshot_name
 
 log = logging.getLogger(__name__)
 
-# Awaited with the snapshot about to be published and its file (e.g. warm a cache).
+# Awaited with the snapshot about to be published and its file (e.g. warm a cache), beside
+# the copy's last check: nothing is served from it until it has passed.
 BeforePublish = Callable[[Published, Path], Awaitable[None]]
+# Awaited with a snapshot just published and its file (e.g. warm what can wait).
+AfterPublish = Callable[[Published, Path], Awaitable[None]]
 
 
 class PublishRefused(HubError):
@@ -51,18 +54,25 @@ def snapshot_version(source_version: str, moment: datetime) -> str:
 
 
 class Publisher:
-    def __init__(self, config: Config, events: EventLog) -> None:
+    def __init__(self, config: Config, events: EventLog,
+                 stop: Callable[[], None] | None = None) -> None:
         self.config = config
         self.events = events
+        # Called in the copy every few MB; raises (Interrupted) when the hub stops.
+        self._stop = stop or (lambda: None)
         self.store = Store(config.store_dir, config.store.keep)
         self.lock = anyio.Lock()
         self._before: list[BeforePublish] = []
+        self._after: list[AfterPublish] = []
         self.published: Published | None = self.store.current()
         self.held_back: HeldBack | None = self.store.held_back()
         self.store_error: str | None = None
 
     def add_before_publish(self, hook: BeforePublish) -> None:
         self._before.append(hook)
+
+    def add_after_publish(self, hook: AfterPublish) -> None:
+        self._after.append(hook)
 
     async def start(self) -> None:
         """Make the store ready (a copy left by a crash is removed)."""
@@ -74,22 +84,29 @@ class Publisher:
 
     async def publish_export(self, expected: DbLook, *, written: DbLook | None = None
                              ) -> Outcome:
-        """Copy, verify, prepare and publish the settled ``expected`` export; ``written``
-        is the look as the ERP left it (before an in-place heal), for ``as_of``.
+        """Copy, verify and prepare the settled ``expected`` export, warm the readers'
+        caches on it while its last check runs, and publish it; ``written`` is the look
+        as the ERP left it (before an in-place heal), for ``as_of``.
 
         Raises DbChanged (settle again), DbMissing; everything about the export itself
         or the store ends in the :class:`Outcome`.
         """
         cfg = self.config
+        started = time.perf_counter()
         as_of = _mtime(written or expected)
         last_rows = self.published.rows if self.published is not None else None
         dest = await anyio.to_thread.run_sync(self.store.new_copy_path, utcnow())
         try:
-            copy = await anyio.to_thread.run_sync(lambda: make_copy(
-                self.config.db_path, dest, cfg.heal, expected=expected,
-                check_space=self.store.check_space, last_rows=last_rows,
-                min_row_ratio=cfg.verify.min_row_ratio, as_of=as_of,
+            taken = await anyio.to_thread.run_sync(lambda: take_copy(
+                cfg.db_path, dest, cfg.heal, expected=expected,
+                check_space=self.store.check_space, as_of=as_of, stop=self._stop,
             ))
+            rows = await anyio.to_thread.run_sync(lambda: ready_copy(
+                dest, cfg.heal, last_rows=last_rows, min_row_ratio=cfg.verify.min_row_ratio,
+            ))
+            candidate = await self._candidate(dest, source_version=taken.source.version,
+                                              as_of=taken.as_of, rows=rows)
+            await self._warm(candidate, dest, check=True)
         except ExportRejected as exc:
             held = await self.hold(expected, exc.reason, copy=dest, as_of=as_of, rows=exc.rows,
                                    forceable=exc.forceable)
@@ -104,10 +121,7 @@ class Publisher:
         except BaseException:
             await anyio.to_thread.run_sync(lambda: dest.unlink(missing_ok=True))
             raise
-        published = await self._switch(
-            copy.path, source_version=copy.source.version, as_of=copy.as_of, rows=copy.rows,
-            started=copy.seconds,
-        )
+        published = await self._switch(dest, candidate, started=started)
         return Outcome(published=published)
 
     async def hold(self, export: DbLook, reason: str, *, copy: Path | None = None,
@@ -143,37 +157,69 @@ class Publisher:
             await anyio.to_thread.run_sync(prepare, path, self.config.heal)
         except (OSError, HubError) as exc:
             raise PublishRefused(f"the held-back copy cannot be prepared: {exc}") from exc
-        return await self._switch(
-            path, source_version=held.version, as_of=held.as_of or held.at,
-            rows=held.rows or 0, started=time.perf_counter() - started, forced=True,
-        )
+        candidate = await self._candidate(path, source_version=held.version,
+                                          as_of=held.as_of or held.at, rows=held.rows or 0,
+                                          forced=True)
+        await self._warm(candidate, path, check=False)
+        return await self._switch(path, candidate, started=started)
 
-    async def _switch(self, path: Path, *, source_version: str, as_of: datetime, rows: int,
-                      started: float, forced: bool = False) -> Published:
-        t0 = time.perf_counter()
+    async def _candidate(self, path: Path, *, source_version: str, as_of: datetime,
+                         rows: int, forced: bool = False) -> Published:
+        """The record the copy at ``path`` will be published under (its version and file
+        name fixed now, ``published_at`` at the switch)."""
         newest = await anyio.to_thread.run_sync(newest_work_date, path)
         moment = utcnow()
         version = snapshot_version(source_version, moment)
-        published = Published(
+        return Published(
             version=version, source_version=source_version, as_of=as_of,
             published_at=moment, rows=rows, file=snapshot_name(version, moment), forced=forced,
             newest_work_date=newest,
         )
+
+    async def _warm(self, candidate: Published, path: Path, *, check: bool) -> None:
+        """Run the before-publish hooks on the copy at ``path``; with ``check``, beside
+        the copy's last check and sync (:func:`finish_copy`), whose error is raised once
+        all have ended. The readers' connections to ``path`` are closed afterwards (it is
+        renamed next)."""
+        failed: list[Exception] = []
+
+        async def finish() -> None:
+            try:
+                await anyio.to_thread.run_sync(finish_copy, path)
+            except Exception as exc:  # noqa: BLE001 - raised below, after the hooks
+                failed.append(exc)
+
         try:
-            placed = await anyio.to_thread.run_sync(self.store.place, path, published)
+            async with anyio.create_task_group() as tg:
+                if check:
+                    tg.start_soon(finish)
+                for hook in self._before:
+                    tg.start_soon(self._run_hook, hook, candidate, path, "before")
+        finally:
+            await anyio.to_thread.run_sync(READERS.forget, path)
+        if failed:
+            raise failed[0]
+
+    @staticmethod
+    async def _run_hook(hook: BeforePublish | AfterPublish, published: Published, path: Path,
+                        when: str) -> None:
+        try:
+            await hook(published, path)
+        except Exception:
+            log.exception("%s-publish hook failed", when)
+
+    async def _switch(self, path: Path, candidate: Published, *, started: float) -> Published:
+        """Move the checked, warmed copy to its name and point readers at it."""
+        try:
+            placed = await anyio.to_thread.run_sync(self.store.place, path, candidate)
         except OSError as exc:
             await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
             raise StoreError(f"cannot publish the snapshot in {self.store.root}: "
                              f"{exc.strerror or exc}") from None
-        for hook in self._before:  # warming: readers' connections opened on `placed`
-            try:
-                await hook(published, placed)
-            except Exception:
-                log.exception("before-publish hook failed")
+        published = candidate.model_copy(update={"published_at": utcnow()})
         try:
             await anyio.to_thread.run_sync(self.store.point, published)
         except OSError as exc:
-            READERS.retire({self.store.path_of(self.published)} if self.published else set())
             await anyio.to_thread.run_sync(lambda: placed.unlink(missing_ok=True))
             raise StoreError(f"cannot publish the snapshot in {self.store.root}: "
                              f"{exc.strerror or exc}") from None
@@ -183,13 +229,16 @@ class Publisher:
         self.store_error = None
         await anyio.to_thread.run_sync(self.store.clear_held)
         READERS.retire({self.store.path_of(published)})
-        seconds = round(started + time.perf_counter() - t0, 3)
+        seconds = round(time.perf_counter() - started, 3)
+        version, forced = published.version, published.forced
         self.events.emit(EventName.SNAPSHOT_PUBLISHED, version=version,
-                         source_version=source_version, rows=rows, seconds=seconds,
-                         forced=forced)
+                         source_version=published.source_version, rows=published.rows,
+                         seconds=seconds, forced=forced)
         log.info("snapshot %s published (%s rows, %.2f s%s); readers switched from %s",
-                 version, f"{rows:,}", seconds, ", forced" if forced else "",
+                 version, f"{published.rows:,}", seconds, ", forced" if forced else "",
                  previous.version if previous else "nothing")
+        for hook in self._after:
+            await self._run_hook(hook, published, placed, "after")
         return published
 
     def _store_failed(self, error: str) -> Outcome:

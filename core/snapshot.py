@@ -4,8 +4,8 @@ add what makes the readers fast.
 The copy is made from a short read-only connection as one committed state, never a
 half-written one: a rollback-journal file byte for byte while that connection holds
 SQLite's SHARED lock (no writer can commit meanwhile; as fast as ``cp``), a WAL-mode
-file with SQLite's online backup. The copy then has to pass :func:`verify` before
-anyone may see it. What the snapshot gets beyond the ERP's file (the index spec when the
+file with SQLite's online backup. The copy then has to pass :func:`core.verify.verify`
+before anyone may see it. What the snapshot gets beyond the ERP's file (the index spec when the
 in-place heal did not add it, statistics, optional covering indexes) goes into the
 snapshot only, never into the ERP's file.
 
@@ -18,12 +18,11 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
 import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -34,8 +33,8 @@ from core.config import HealConfig, IndexSpec
 from core.dbfile import DbLook, look
 from core.errors import DbBusy, DbChanged, DbUnreadable, ExportRejected, StoreError
 from core.heal import STATISTICS, IndexStatus, check_readable, inspect
-from core.queries import REQUIRED_COLUMNS
 from core.sqlite import BUSY_CODES, DAMAGED_CODES, FULL_CODE, Mode, connect, error_code
+from core.verify import check_damage, damage_first, verify
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +57,7 @@ SERVING_INDEXES: tuple[IndexSpec, ...] = (
 )
 
 _COPY_BUFFER = 8 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class Copy:
-    """A verified, prepared copy of one export, ready to publish."""
-
-    path: Path
-    source: DbLook  # the ERP's file as the copy left it (after our read connection closed)
-    rows: int
-    as_of: datetime
-    seconds: float
+_BACKUP_PAGES = 2048  # pages per backup step (8 MB of 4 KB pages)
 
 
 def _full(exc: BaseException) -> bool:
@@ -85,21 +74,34 @@ def _same_file(fh_stat: os.stat_result, path: Path) -> bool:
     return (st.st_dev, st.st_ino) == (fh_stat.st_dev, fh_stat.st_ino)
 
 
-def _copy_bytes(src: BinaryIO, dst: BinaryIO) -> None:
-    """Copy an open file to another (in the kernel where it can: sendfile on Linux)."""
+def _copy_bytes(src: BinaryIO, dst: BinaryIO, stop: Callable[[], None]) -> None:
+    """Copy an open file to another (in the kernel where it can: sendfile on Linux), a
+    slice at a time; ``stop()`` between slices may raise to end the copy."""
     if sys.platform.startswith("linux"):
         size = os.fstat(src.fileno()).st_size
         offset = 0
         while offset < size:
-            sent = os.sendfile(dst.fileno(), src.fileno(), offset, size - offset)
+            stop()
+            sent = os.sendfile(dst.fileno(), src.fileno(), offset,
+                               min(_COPY_BUFFER, size - offset))
             if sent == 0:
                 break
             offset += sent
         return
-    shutil.copyfileobj(src, dst, _COPY_BUFFER)
+    while True:
+        stop()
+        chunk = src.read(_COPY_BUFFER)
+        if not chunk:
+            return
+        dst.write(chunk)
 
 
-def _file_copy(conn: sqlite3.Connection, source: Path, dest: Path) -> bool:
+def _keep_going() -> None:
+    """The default ``stop``: never stops."""
+
+
+def _file_copy(conn: sqlite3.Connection, source: Path, dest: Path,
+               stop: Callable[[], None]) -> bool:
     """Copy a rollback-journal ``source`` byte for byte while ``conn`` holds SQLite's
     SHARED lock on it: no writer can change the file until the lock is released, so the
     bytes are one committed state (SQLite itself lets any number of readers read while a
@@ -120,19 +122,22 @@ def _file_copy(conn: sqlite3.Connection, source: Path, dest: Path) -> bool:
                 return False  # not a rollback-journal database file (WAL: 2)
             fh.seek(0)
             with open(dest, "xb") as out:
-                _copy_bytes(fh, out)
+                _copy_bytes(fh, out, stop)
             # Still the file SQLite has locked (a rename-over makes a new inode).
             return _same_file(opened, source)
         finally:
             conn.rollback()
 
 
-def copy_database(source: Path, dest: Path, *, timeout: float) -> str:
+def copy_database(source: Path, dest: Path, *, timeout: float,
+                  stop: Callable[[], None] = _keep_going) -> str:
     """Copy ``source`` into the new file ``dest`` as one committed state. Returns how:
     ``"file"`` (a rollback-journal file, copied byte for byte under a SHARED lock; as
-    fast as ``cp``) or ``"backup"`` (SQLite's backup API, in one step: WAL mode, or a
-    file copy that could not be made). Raises ExportRejected for a damaged source,
-    StoreError for a full or unwritable store."""
+    fast as ``cp``) or ``"backup"`` (SQLite's backup API: WAL mode, or a file copy that
+    could not be made). Raises ExportRejected for a damaged source, StoreError for a
+    full or unwritable store; ``stop()``, called every few MB, may raise (e.g.
+    :class:`~core.errors.Interrupted` when the hub stops) to end the copy, and nothing
+    of it is left."""
     dest.unlink(missing_ok=True)
     try:
         src = connect(source, Mode.READ_ONLY, busy_timeout=timeout)
@@ -141,7 +146,7 @@ def copy_database(source: Path, dest: Path, *, timeout: float) -> str:
     try:
         with closing(src):
             try:
-                if _file_copy(src, source, dest):
+                if _file_copy(src, source, dest, stop):
                     return "file"
             except OSError as exc:
                 if _full(exc):
@@ -151,7 +156,15 @@ def copy_database(source: Path, dest: Path, *, timeout: float) -> str:
             with closing(connect(dest, Mode.CREATE)) as dst:
                 for pragma in _BUILD_PRAGMAS:
                     dst.execute(pragma)
-                src.backup(dst)
+                # In steps (so ``stop`` can end it) from one read transaction: every step
+                # reads the same committed state, and a commit between steps does not
+                # make the backup start again.
+                src.execute("BEGIN")
+                try:
+                    src.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+                    src.backup(dst, pages=_BACKUP_PAGES, progress=lambda *_: stop())
+                finally:
+                    src.rollback()
             return "backup"
     except sqlite3.Error as exc:
         dest.unlink(missing_ok=True)
@@ -173,60 +186,9 @@ def copy_database(source: Path, dest: Path, *, timeout: float) -> str:
                              "while copying; still serving the last good snapshot") from None
         raise StoreError(f"cannot write a snapshot in {dest.parent}: "
                          f"{exc.strerror or exc}") from None
-
-
-def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
-
-
-def verify(
-    path: Path,
-    specs: Sequence[IndexSpec],
-    *,
-    last_rows: int | None,
-    min_row_ratio: float,
-    required: Mapping[str, Sequence[str]] = REQUIRED_COLUMNS,
-) -> int:
-    """Check a copy before anyone sees it; the row count of production_records, or
-    :class:`ExportRejected` with the exact reason."""
-    try:
-        with closing(connect(path, Mode.READ_ONLY)) as conn:
-            problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
-            if problems != ["ok"]:
-                raise ExportRejected("the export is damaged: SQLite's quick_check says "
-                                     + "; ".join(str(p) for p in problems))
-            needed: dict[str, set[str]] = {t: set(c) for t, c in required.items()}
-            extra: dict[str, set[str]] = {}
-            for spec in specs:
-                if spec.table not in needed:
-                    extra.setdefault(spec.table, set()).update(spec.columns)
-            for table, cols in sorted(needed.items()):
-                have = _columns(conn, table)
-                if not have:
-                    raise ExportRejected(f"the export has no table {table}")
-                absent = sorted(cols - have)
-                if absent:
-                    raise ExportRejected(
-                        f"table {table} of the export has no column {', '.join(absent)}"
-                    )
-            rows = int(conn.execute("SELECT count(*) FROM production_records").fetchone()[0])
-            for table, cols in sorted(extra.items()):
-                have = _columns(conn, table)
-                absent = sorted(cols - have)
-                if not have or absent:
-                    what = f"table {table}" + (f" (columns {', '.join(absent)})" if have else "")
-                    raise ExportRejected(f"the export lacks {what}, which the index spec needs",
-                                         forceable=True, rows=rows)
-    except sqlite3.Error as exc:
-        raise ExportRejected(f"the export cannot be read: {exc}") from None
-    if last_rows and min_row_ratio > 0 and rows < last_rows * min_row_ratio:
-        raise ExportRejected(
-            f"the export has {rows:,} production records, {rows / last_rows:.0%} of the "
-            f"{last_rows:,} last published (the minimum is {min_row_ratio:.0%}); "
-            "publish it anyway if the drop is real",
-            forceable=True, rows=rows,
-        )
-    return rows
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
 
 
 def newest_work_date(path: Path) -> date | None:
@@ -270,9 +232,11 @@ class _Flush(threading.Thread):
             raise self.error
 
 
-def prepare(path: Path, cfg: HealConfig, *, serving_aids: bool = False) -> list[str]:
+def prepare(path: Path, cfg: HealConfig, *, serving_aids: bool = False, sync: bool = True
+            ) -> list[str]:
     """Give the copy the index spec (and with ``serving_aids`` the covering indexes of
-    :data:`SERVING_INDEXES`) and statistics for what was added. Returns what was added."""
+    :data:`SERVING_INDEXES`) and statistics for what was added; then fsync it, unless
+    ``sync`` is False (the caller does). Returns what was added."""
     specs = list(cfg.indexes) + (list(SERVING_INDEXES) if serving_aids else [])
     added: list[str] = []
     with closing(connect(path, Mode.READ_WRITE)) as conn:
@@ -294,28 +258,38 @@ def prepare(path: Path, cfg: HealConfig, *, serving_aids: bool = False) -> list[
                 conn.execute(f'ANALYZE "{name}"')
         if found.problems:
             log.info("snapshot %s: %s", path.name, "; ".join(found.problems))
-    _fsync(path)
+    if sync:
+        _fsync(path)
     return added
 
 
-def make_copy(
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A byte-exact copy of one settled export, not checked yet."""
+
+    path: Path
+    source: DbLook  # the ERP's file as the copy left it (after our read connection closed)
+    as_of: datetime
+    seconds: float
+
+
+def take_copy(
     source: Path,
     dest: Path,
     cfg: HealConfig,
     *,
     expected: DbLook,
     check_space: Callable[[int], None],
-    last_rows: int | None,
-    min_row_ratio: float,
     as_of: datetime | None = None,
-) -> Copy:
-    """Copy, verify and prepare one settled export of ``source`` at ``dest``.
+    stop: Callable[[], None] = _keep_going,
+) -> Taken:
+    """Copy the settled export ``expected`` of ``source`` to ``dest``.
 
     ``as_of`` is when the ERP wrote the export (default: the file's mtime; after an
     in-place heal that is the heal's time, so the hub passes the settled look's).
     Raises DbChanged if the file is not the settled one any more (settle again),
-    ExportRejected (the copy is left at ``dest`` when there is one, for the store to
-    hold), StoreError; DbMissing/DbUnreadable for a file that is gone or not whole.
+    ExportRejected, StoreError; DbMissing/DbUnreadable for a file that is gone or not
+    whole.
     """
     started = time.perf_counter()
     try:
@@ -325,7 +299,7 @@ def make_copy(
     if not before.same_content(expected):
         raise DbChanged(f"{source.name} changed since it settled")
     check_space(before.main.size)
-    copy_database(source, dest, timeout=cfg.connect_timeout)
+    copy_database(source, dest, timeout=cfg.connect_timeout, stop=stop)
     after = look(source)
     if (after.main.dev, after.main.ino, after.main.size, after.change_counter) != (
         before.main.dev, before.main.ino, before.main.size, before.change_counter
@@ -333,21 +307,50 @@ def make_copy(
         dest.unlink(missing_ok=True)
         raise DbChanged(f"{source.name} changed while it was copied")
     as_of = as_of or datetime.fromtimestamp(before.main.mtime_ns / 1e9, UTC)
-    # The copy's bytes go to the disk (I/O) while verify reads them (CPU): verify only
-    # reads, and prepare's own fsync at the end covers anything it writes.
-    flushing = _Flush(dest)
+    return Taken(dest, after, as_of, time.perf_counter() - started)
+
+
+def ready_copy(path: Path, cfg: HealConfig, *, last_rows: int | None,
+               min_row_ratio: float) -> int:
+    """Check a copy's tables, columns and row count, then prepare it (not synced yet):
+    afterwards the file is final and may be read ``immutable`` while
+    :func:`finish_copy` runs. Returns the row count; ExportRejected (the copy is left
+    for the store to hold), StoreError."""
     try:
-        rows = verify(dest, cfg.indexes, last_rows=last_rows, min_row_ratio=min_row_ratio)
+        rows = verify(path, cfg.indexes, last_rows=last_rows, min_row_ratio=min_row_ratio,
+                      thorough=False)
+    except ExportRejected as exc:
+        raise damage_first(path, exc) from None
+    try:
+        prepare(path, cfg, sync=False)
+    except (sqlite3.Error, OSError) as exc:
+        if _full(exc):
+            path.unlink(missing_ok=True)
+            raise StoreError(f"the snapshot store {path.parent.parent} ran out of disk space "
+                             "while indexing the copy; still serving the last good "
+                             "snapshot") from None
+        if isinstance(exc, sqlite3.DatabaseError):
+            check_damage(path)  # a damaged page found by the index build: say so
+        path.unlink(missing_ok=True)
+        raise
+    return rows
+
+
+def finish_copy(path: Path) -> None:
+    """The last check and the sync of a ready copy, side by side: quick_check reads every
+    page (CPU) while the copy's bytes go to the disk (I/O). ExportRejected if the copy
+    is damaged; OSError if it cannot be synced."""
+    flushing = _Flush(path)
+    try:
+        check_damage(path)
     finally:
         flushing.join()
     try:
         flushing.check()
-        prepare(dest, cfg)
-    except (sqlite3.Error, OSError) as exc:
-        dest.unlink(missing_ok=True)
+    except OSError as exc:
+        path.unlink(missing_ok=True)
         if _full(exc):
-            raise StoreError(f"the snapshot store {dest.parent.parent} ran out of disk space "
-                             "while indexing the copy; still serving the last good "
+            raise StoreError(f"the snapshot store {path.parent.parent} ran out of disk space "
+                             "while writing the copy; still serving the last good "
                              "snapshot") from None
         raise
-    return Copy(dest, after, rows, as_of, time.perf_counter() - started)

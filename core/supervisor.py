@@ -16,12 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import logging.handlers
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,11 +33,19 @@ from anyio.abc import TaskStatus
 
 from core.channel import CommandKind
 from core.eventlog import EventName
+from core.net import port_in_use
+from core.proctree import (
+    SIGKILL,
+    SIGSTOP,
+    ChildLog,
+    descendants,
+    group_options,
+    reap,
+    signal_group,
+)
 from core.state import ServerState, ServerStatus
 
 log = logging.getLogger(__name__)
-
-POSIX = os.name == "posix"
 
 StatusCallback = Callable[[ServerStatus], None]
 EventCallback = Callable[..., None]  # (EventName, **fields)
@@ -77,37 +81,6 @@ class Outcome(StrEnum):
     NOT_READY = "not_ready"  # health never answered within start_timeout: a crash too
     STOP = "stop"  # asked to stop
     RESTART = "restart"  # asked to restart
-
-
-class ChildLog:
-    """Lines of the child's output into a size-rotated file (blocking: call off the loop)."""
-
-    def __init__(self, path: Path, *, max_bytes: int, backups: int) -> None:
-        self.path = path
-        self._handler: logging.Handler | None
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._handler = logging.handlers.RotatingFileHandler(
-                path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True
-            )
-        except OSError as exc:
-            # A read-only log folder must not keep the dashboard from running.
-            log.warning("cannot write %s (%s); child output is dropped", path, exc)
-            self._handler = None
-        else:
-            self._handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-
-    def write(self, lines: Sequence[str]) -> None:
-        if self._handler is None:
-            return
-        for line in lines:
-            self._handler.handle(
-                logging.makeLogRecord({"msg": line, "levelno": logging.INFO, "args": None})
-            )
-
-    def close(self) -> None:
-        if self._handler is not None:
-            self._handler.close()
 
 
 class Supervisor:
@@ -323,11 +296,6 @@ class Supervisor:
     async def _spawn(self) -> anyio.abc.Process:
         spec = self.spec
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **spec.env}
-        kwargs: dict[str, Any] = {}
-        if POSIX:
-            kwargs["start_new_session"] = True  # its own group: the tree can be killed
-        else:  # pragma: no cover - Windows
-            kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
         return await anyio.open_process(
             list(spec.argv),
             # A pipe nobody writes to: the child sees end-of-file when we stop it or die,
@@ -337,7 +305,7 @@ class Supervisor:
             stderr=subprocess.STDOUT,
             cwd=spec.cwd,
             env=env,
-            **kwargs,
+            **group_options(),
         )
 
     async def _pump(self, stream: anyio.abc.ByteReceiveStream, done: anyio.Event) -> None:
@@ -387,91 +355,23 @@ class Supervisor:
             return
         tree: list[psutil.Process] = []
         if proc.returncode is None:
-            tree = await anyio.to_thread.run_sync(_descendants, proc.pid)
+            tree = await anyio.to_thread.run_sync(descendants, proc.pid)
             if proc.stdin is not None:
                 with contextlib.suppress(OSError, anyio.BrokenResourceError,
                                          anyio.ClosedResourceError):
                     await proc.stdin.aclose()
-            _signal_group(proc, _SIGSTOP)
+            signal_group(proc, SIGSTOP)
             with anyio.move_on_after(self.spec.stop_timeout):
                 await proc.wait()
             if proc.returncode is None:
                 log.warning("%s did not stop in %.0f s; killing it", self.spec.name,
                             self.spec.stop_timeout)
-                _signal_group(proc, _SIGKILL)
+                signal_group(proc, SIGKILL)
                 await proc.wait()
         else:
             # The leader is gone; anything left in its group is an orphan of the crash.
-            _signal_group(proc, _SIGKILL)
-        await anyio.to_thread.run_sync(_reap, tree, self.spec.stop_timeout)
-
-
-_SIGKILL = getattr(signal, "SIGKILL", signal.SIGTERM)
-# Windows: a console control event to the child's process group (it was started with
-# CREATE_NEW_PROCESS_GROUP); Python and Streamlit stop cleanly on it, as on SIGTERM.
-_SIGSTOP = signal.SIGTERM if POSIX else getattr(signal, "CTRL_BREAK_EVENT", 1)
-
-
-def port_in_use(host: str, port: int, timeout: float = 0.5) -> bool:
-    """True when something already accepts connections at (host, port) (blocking)."""
-    if host in ("", "0.0.0.0"):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _descendants(pid: int) -> list[psutil.Process]:
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.Error:
-        return []
-
-
-def _signal_group(proc: anyio.abc.Process, sig: int) -> None:
-    """Signal the child's process group (POSIX) or the child itself (Windows)."""
-    if POSIX:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)  # the child leads its own session: pgid == pid
-        return
-    if sig == _SIGKILL:  # pragma: no cover - Windows (tests/windows)
-        with contextlib.suppress(OSError):
-            proc.kill()  # TerminateProcess; _reap ends the rest of the tree
-        return
-    _ctrl_break(proc.pid)  # pragma: no cover
-
-
-def _ctrl_break(pid: int) -> None:  # pragma: no cover - Windows (tests/windows)
-    """CTRL_BREAK_EVENT to the process group ``pid`` leads. Not ``os.kill``: when
-    GenerateConsoleCtrlEvent fails (no console to share: pythonw, a service), CPython
-    3.11's ``os.kill`` goes on to TerminateProcess, the very kill this is to avoid. Then
-    the end of the child's stdin, closed already, is the request."""
-    if sys.platform != "win32":
-        return
-    import ctypes
-
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
-    if not kernel32.GenerateConsoleCtrlEvent(1, pid):  # 1: CTRL_BREAK_EVENT
-        log.debug("no CTRL_BREAK_EVENT for pid %s (error %s); its stdin was closed", pid,
-                  ctypes.get_last_error())
-
-
-def _reap(tree: list[psutil.Process], timeout: float) -> None:
-    """Make sure every process of the child's tree is gone (they are not our children)."""
-    if not tree:
-        return
-    for p in tree:
-        with contextlib.suppress(psutil.Error):
-            p.terminate()
-    _gone, alive = psutil.wait_procs(tree, timeout=min(timeout, 3.0))
-    for p in alive:
-        with contextlib.suppress(psutil.Error):
-            p.kill()
-    psutil.wait_procs(alive, timeout=3.0)
+            signal_group(proc, SIGKILL)
+        await anyio.to_thread.run_sync(reap, tree, self.spec.stop_timeout)
 
 
 async def _first_of(*fns: Callable[[], Awaitable[Any]]) -> int:
@@ -490,8 +390,3 @@ async def _first_of(*fns: Callable[[], Awaitable[Any]]) -> int:
             tg.start_soon(race, index, fn)
     assert winner is not None
     return winner
-
-
-def python_argv(*args: str) -> list[str]:
-    """A command line running this interpreter (the venv's), for child processes."""
-    return [sys.executable, *args]

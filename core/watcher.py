@@ -44,13 +44,18 @@ async def _guard_folder(folder: Path, folder_id: tuple[int, int], stop: anyio.Ev
 
 
 class DbFilter:
-    """A watchfiles filter passing only the database file and its sidecars."""
+    """A watchfiles filter passing only the database file, its sidecars and the folder
+    itself (its deletion ends the OS watch)."""
 
     def __init__(self, path: Path) -> None:
         self.names = watched_names(path)
+        self.folder = os.path.normpath(path.parent)
 
     def __call__(self, change: Change, path: str) -> bool:
-        return os.path.basename(path) in self.names
+        return os.path.basename(path) in self.names or self.is_folder(path)
+
+    def is_folder(self, path: str) -> bool:
+        return os.path.normpath(path) == self.folder
 
 
 async def watch_db(
@@ -112,6 +117,13 @@ async def watch_db(
                     ignore_permission_denied=True,
                 ):
                     watching()  # the first yield (a timeout at the latest): the OS watch is on
+                    if stop.is_set() or any(watch_filter.is_folder(p) for _, p in changes):
+                        # The folder itself was deleted or moved (or the guard saw it so):
+                        # the OS watch ended with it. Watch anew, also when a new folder
+                        # with the old one's identity is already there (ext4 reuses a
+                        # freed inode at once), which the guard cannot tell apart.
+                        stop.set()
+                        continue
                     changed = bool(changes)
                     if force_polling:
                         # The OS-independent poller compares mtimes in whole seconds, so
@@ -123,8 +135,11 @@ async def watch_db(
                     if changed:
                         log.debug("%s may have changed: %s", path.name, changes or "polled")
                         on_change()
-                stop.set()  # the watcher ended by itself: end the guard too
-            if await anyio.to_thread.run_sync(_folder_id, folder) != folder_id:
+                # Stopped by the guard (it saw the folder gone or replaced, if only for a
+                # moment) or above; else the watcher ended by itself: end the guard too.
+                stopped = stop.is_set()
+                stop.set()
+            if stopped or await anyio.to_thread.run_sync(_folder_id, folder) != folder_id:
                 log.warning("database folder %s went away or was replaced", folder)
                 on_change()
         except (OSError, RuntimeError) as exc:

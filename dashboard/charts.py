@@ -1,8 +1,16 @@
-"""The page's charts (Altair, which ships with Streamlit), from small aggregated rows."""
+"""The page's charts (Altair, which ships with Streamlit), from small aggregated rows.
+
+:func:`spec` turns a chart into the Vega-Lite spec the page sends, once per view (the
+caller caches it): Altair's build and schema validation cost more than the whole rest
+of a warm script run. Its data are the aggregated rows, one per mark drawn; Altair's
+own row limit (5,000) refuses anything like raw records.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 import altair as alt
 import pandas as pd
@@ -16,6 +24,21 @@ _GOOD = "#2E7D32"
 _PLAN = "#9E9E9E"
 _DEFECT = "#C62828"
 _BAR = "#1565C0"
+_TO_DICT = threading.Lock()  # Altair's conversion reads process-wide settings
+
+
+def spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
+    """The chart's Vega-Lite spec, its rows under ``datasets`` already in the Arrow form
+    Streamlit sends (it passes bytes on as they are); without the default theme's fixed
+    view size, as Streamlit draws Altair charts."""
+    from streamlit.dataframe_util import convert_anything_to_arrow_bytes
+
+    with _TO_DICT:
+        out: dict[str, Any] = chart.to_dict()
+    out.pop("config", None)
+    out["datasets"] = {name: convert_anything_to_arrow_bytes(pd.DataFrame(rows))
+                       for name, rows in out.get("datasets", {}).items()}
+    return out
 
 
 def daily_trend(rows: Sequence[q.DailySummary], lang: Lang) -> alt.LayerChart:

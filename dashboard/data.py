@@ -11,8 +11,6 @@ page keeps showing the published data and says so beside it.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +23,7 @@ import streamlit as st
 from core import queries as q
 from core.config import Config
 from core.queries import DataUnavailable, Filters
+from core.records_csv import csv_document
 from core.serving import serving
 from core.state import Activity, StatusSnapshot
 from core.store import Store
@@ -32,7 +31,6 @@ from core.store import Store
 T = TypeVar("T")
 
 TOP_ITEMS = 10
-CSV_BOM = "\ufeff"  # so Excel opens Hangul as UTF-8
 
 
 class View(StrEnum):
@@ -121,6 +119,12 @@ class Seen:
     note: Note
 
 
+def published_version(config: Config) -> str:
+    """The published snapshot's version ("" before the first): one stat of the pointer."""
+    published = _store(config).current()
+    return published.version if published else ""
+
+
 def observe(config: Config, status: StatusSnapshot | None) -> Seen:
     store = _store(config)
     published = store.current()
@@ -187,12 +191,4 @@ def records_page(db_ver: str, path: str, filters: Filters, limit: int,
 
 def records_csv(path: Path, filters: Filters) -> bytes:
     """All matching records of the snapshot at ``path`` as CSV (UTF-8 with BOM)."""
-    out = io.StringIO()
-    out.write(CSV_BOM)
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(q.RECORD_FIELDS)
-    for page in q.iter_records(path, filters):
-        writer.writerows(
-            [getattr(r, name) for name in q.RECORD_FIELDS] for r in page
-        )
-    return out.getvalue().encode("utf-8")
+    return csv_document(q.iter_records(path, filters))

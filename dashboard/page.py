@@ -9,7 +9,7 @@ controls, which live in the agent process.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,7 +20,7 @@ import streamlit as st
 
 from core import queries as q
 from core.config import Config, ConfigError
-from dashboard import access, charts, data, panel
+from dashboard import access, data, panel, view
 from dashboard.data import Note, Source, View
 from dashboard.filters import Catalog, Choice, parse_query
 from dashboard.i18n import (
@@ -36,10 +36,10 @@ from dashboard.i18n import (
     tr,
 )
 from dashboard.settings import load_dashboard_config
+from dashboard.view import PAGE_SIZES, Results
 
 T = TypeVar("T")
 
-PAGE_SIZES = (50, 100, 500)
 LANG_KEY = "lang"
 F_DATES, F_PLANT, F_LINE, F_GROUP, F_ITEM, F_SHIFT = (
     "f_dates", "f_plant", "f_line", "f_group", "f_item", "f_shift"
@@ -106,30 +106,20 @@ def _viewer_tz() -> tzinfo | None:
 # --- body --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Results:
-    kpis: q.Kpis
-    previous: q.Kpis | None
-    previous_period: q.Filters | None
-    daily: list[q.DailySummary]
-    lines: list[q.LineSummary]
-    items: list[q.ItemSummary]
-    pareto: list[q.DefectShare]
-    page: q.RecordsPage
-
-
 def _body(path: Path, source: Source, lang: Lang, tz: tzinfo | None) -> None:
     """``path`` is the ERP's file (named in messages); the data comes from the snapshot."""
     if source.view is not View.READY:
         _state_message(path, source, lang)
         return
-    source, catalog = _guarded(source, lambda s: _load_catalog(s))
+    source, catalog = _guarded(source, view.load_catalog)
     if catalog is None:
         _state_message(path, source, lang)
         return
     with st.sidebar:
         choice = _filter_widgets(catalog, lang)
-    source, results = _guarded(source, lambda s: _load_results(s, choice))
+    limit, cursor = _paging(choice.filters())
+    source, results = _guarded(
+        source, lambda s: view.load_results(s, choice, limit, cursor))
     if results is None:
         _state_message(path, source, lang)
         return
@@ -144,7 +134,7 @@ def _body(path: Path, source: Source, lang: Lang, tz: tzinfo | None) -> None:
         st.info(tr("no_records", lang))
         return
     _kpis(results, lang)
-    _charts(results, lang)
+    _charts(source, choice, lang)
     _records(source, choice, results.page, results.kpis.records, lang)
 
 
@@ -167,28 +157,6 @@ def _guarded(source: Source, read: Callable[[Source], T]) -> tuple[Source, T | N
         return source, read(source)
     except q.DataUnavailable as exc:
         return replace(source, view=View.UNREADABLE, reason=exc.reason), None
-
-
-def _load_catalog(source: Source) -> Catalog:
-    ver, p = source.version, str(source.path)
-    return Catalog.build(data.date_range(ver, p), data.items(ver, p), data.lines(ver, p))
-
-
-def _load_results(source: Source, choice: Choice) -> Results:
-    ver, p = source.version, str(source.path)
-    f = choice.filters()
-    prev_f = f.previous_period()
-    limit, cursor = _paging(f)
-    return Results(
-        kpis=data.kpis(ver, p, f),
-        previous=data.kpis(ver, p, prev_f) if prev_f else None,
-        previous_period=prev_f,
-        daily=data.summary_daily(ver, p, f),
-        lines=data.summary_lines(ver, p, f),
-        items=data.top_items(ver, p, f),
-        pareto=data.defects_pareto(ver, p, f),
-        page=data.records_page(ver, p, f, limit, cursor),
-    )
 
 
 # --- filters -----------------------------------------------------------------------------
@@ -346,19 +314,20 @@ def _kpis(r: Results, lang: Lang) -> None:
                    border=True)
 
 
-def _charts(r: Results, lang: Lang) -> None:
+def _charts(source: Source, choice: Choice, lang: Lang) -> None:
+    specs = view.chart_specs(source.version, str(source.path), choice.filters(), lang)
     st.subheader(tr("daily_trend", lang))
-    st.altair_chart(charts.daily_trend(r.daily, lang), width="stretch")
+    st.vega_lite_chart(specs["daily"], width="stretch")
     left, right = st.columns(2)
     with left:
         st.subheader(tr("by_line", lang))
-        st.altair_chart(charts.by_line(r.lines, lang), width="stretch")
+        st.vega_lite_chart(specs["lines"], width="stretch")
     with right:
         st.subheader(tr("top_items", lang))
-        st.altair_chart(charts.top_items(r.items, lang), width="stretch")
+        st.vega_lite_chart(specs["items"], width="stretch")
     st.subheader(tr("defect_pareto", lang))
-    if r.pareto:
-        st.altair_chart(charts.pareto(r.pareto, lang), width="stretch")
+    if specs["pareto"] is not None:
+        st.vega_lite_chart(specs["pareto"], width="stretch")
     else:
         st.caption(tr("no_defects", lang))
 

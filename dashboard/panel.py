@@ -16,8 +16,8 @@ import streamlit as st
 
 from core.config import Config
 from core.hub import status_from_disk
-from core.messages import localize
 from core.state import CheckResult, StatusSnapshot
+from core.status_text import status_line
 from dashboard import access, data
 from dashboard.hubapi import ApiDown, ApiRefused, HubApi, HubApiError
 from dashboard.i18n import Lang, event_label, fmt_int, fmt_time, tr
@@ -79,7 +79,7 @@ def _status(status: StatusSnapshot, api: HubApi, config: Config, lang: Lang,
             tz: tzinfo | None) -> None:
     colour = _STATE_COLOURS.get(status.state.value, "gray")
     st.markdown(f"{tr('hub_state', lang)}: :{colour}-badge[{tr('state_' + status.state, lang)}]")
-    st.caption(localize(status.message, lang))
+    st.caption(status_line(status, lang))
     st.markdown(f"**{tr('last_db_update', lang)}**  \n{fmt_time(status.last_db_update, lang, tz)}")
     st.markdown(f"**{tr('last_check', lang)}**  \n{_check_text(status.last_check, lang, tz)}")
     st.markdown(f"**{tr('next_check', lang)}**  \n{fmt_time(status.next_check, lang, tz)}")

@@ -13,12 +13,14 @@ request that works when there is no console to carry a CTRL_BREAK_EVENT (``pytho
 The stop is Streamlit's own SIGTERM handler, raised in this process
 (``signal.raise_signal``): on Windows ``os.kill(pid, SIGTERM)`` would be TerminateProcess.
 
-It also keeps Streamlit's server from believing anybody's ``X-Forwarded-For`` (see
-:mod:`dashboard.viewer`).
+It starts the warmer (:mod:`dashboard.warm`) that prepares the default view at start
+and after every publish. It also keeps Streamlit's server from believing anybody's
+``X-Forwarded-For`` (see :mod:`dashboard.viewer`).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -29,11 +31,14 @@ from collections.abc import Sequence
 
 import psutil
 
+from core.config import ConfigError
 from dashboard.settings import (
     APP_PATH,
     UVICORN_FORWARDED_ALLOW_IPS,
+    load_dashboard_config,
     parent_pid,
     stop_on_eof,
+    warm_interval,
 )
 
 WATCH_INTERVAL_S = 1.0
@@ -61,17 +66,58 @@ def watch_parent(pid: int, interval: float = WATCH_INTERVAL_S) -> threading.Thre
 
 
 def watch_stdin() -> threading.Thread:
-    """Start a daemon thread that stops this process cleanly when stdin reaches its end."""
+    """Start a daemon thread that stops this process cleanly when stdin reaches its end.
 
-    def watch() -> None:
-        with contextlib.suppress(OSError, ValueError):
-            while sys.stdin.buffer.read(4096):
-                pass  # nobody should write; whatever comes is not a stop request
-        _stop_cleanly()
-
+    On Windows the end is looked for every :data:`STDIN_POLL_S` (``PeekNamedPipe``)
+    instead of read: while one thread waits in a read of a synchronous pipe, Windows
+    makes other calls on that handle wait for the read, and importing pyarrow or pandas
+    makes one. Under Wine ``import pyarrow`` then waited until the hub stopped us (12 s
+    in a test with a Windows parent; with the blocking read gone, 1.4 s): the page's
+    first run and the warmer never got past it.
+    """
+    watch = _poll_stdin_until_closed if sys.platform == "win32" else _read_stdin_to_end
     thread = threading.Thread(target=watch, name="pdh-stdin-watch", daemon=True)
     thread.start()
     return thread
+
+
+STDIN_POLL_S = 0.25
+_ERROR_BROKEN_PIPE = 109  # the writing end closed: the starter asks us to stop
+
+
+def _read_stdin_to_end() -> None:
+    with contextlib.suppress(OSError, ValueError):
+        while os.read(sys.stdin.fileno(), 4096):
+            pass  # nobody should write; whatever comes is not a stop request
+    _stop_cleanly()
+
+
+def _poll_stdin_until_closed() -> None:  # pragma: no cover - Windows (tests/windows)
+    import ctypes
+    import msvcrt
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    peek = kernel32.PeekNamedPipe
+    peek.argtypes = [wintypes.HANDLE, ctypes.c_void_p, wintypes.DWORD, ctypes.c_void_p,
+                     ctypes.POINTER(wintypes.DWORD), ctypes.c_void_p]
+    peek.restype = wintypes.BOOL
+    fd = sys.stdin.fileno()
+    handle = msvcrt.get_osfhandle(fd)
+    waiting = wintypes.DWORD()
+    while True:
+        if not peek(handle, None, 0, None, ctypes.byref(waiting), None):
+            error = ctypes.get_last_error()
+            if error == _ERROR_BROKEN_PIPE:
+                break
+            # Not a pipe after all: nobody can close it to stop us; the parent watch
+            # still ends this process when the starter is gone.
+            sys.stderr.write(f"dashboard: stdin cannot be watched (error {error})\n")
+            return
+        if waiting.value:
+            os.read(fd, waiting.value)  # nobody should write; whatever comes is dropped
+        time.sleep(STDIN_POLL_S)
+    _stop_cleanly()
 
 
 def _stop_cleanly() -> None:
@@ -88,6 +134,22 @@ def _quiet_output() -> None:
     os.close(devnull)
 
 
+def start_warmer() -> None:
+    """Prepare the default view now and at every publish (see :mod:`dashboard.warm`);
+    stopped on the way out. A bad configuration is left for the page to explain."""
+    interval = warm_interval()
+    if interval <= 0:
+        return
+    try:
+        config = load_dashboard_config()
+    except ConfigError:
+        return
+    from dashboard.warm import Warmer
+
+    warmer = Warmer(config, interval).start()
+    atexit.register(warmer.stop)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     # Streamlit's server (uvicorn) would otherwise rewrite the peer of a loopback
@@ -99,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         watch_parent(parent)
     if stop_on_eof() and sys.stdin is not None:
         watch_stdin()
+    start_warmer()
     from streamlit.web import cli
 
     sys.argv = ["streamlit", "run", str(APP_PATH), *args]

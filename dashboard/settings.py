@@ -16,11 +16,15 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from core.config import Config, ConfigError, load_config
+from core.net import base_url
 
 ENV_DASHBOARD_CONFIG = "PDH_DASHBOARD_CONFIG"
 ENV_DB = "PDH_DB"
 ENV_PARENT_PID = "PDH_PARENT_PID"  # the dashboard ends itself when this process is gone
 ENV_STOP_ON_EOF = "PDH_STOP_ON_EOF"  # "1": end cleanly when stdin (the starter's pipe) ends
+# Seconds between the warmer's looks at the store's pointer (see dashboard.warm); 0: off.
+ENV_WARM_INTERVAL = "PDH_DASHBOARD_WARM_INTERVAL"
+WARM_INTERVAL_S = 0.5
 APP_PATH = Path(__file__).resolve().parent / "app.py"
 # uvicorn (Streamlit's server) believes X-Forwarded-For from the hosts listed here
 # (default: loopback); the dashboard sets it empty and decides itself.
@@ -50,6 +54,16 @@ def parent_pid(environ: Mapping[str, str] | None = None) -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
+def warm_interval(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds between the warmer's looks at the store's pointer; 0 turns warming off."""
+    raw = (os.environ if environ is None else environ).get(ENV_WARM_INTERVAL, "")
+    try:
+        value = float(raw) if raw.strip() else WARM_INTERVAL_S
+    except ValueError:
+        return WARM_INTERVAL_S
+    return value if value >= 0 else WARM_INTERVAL_S
+
+
 def load_dashboard_config(environ: Mapping[str, str] | None = None) -> Config:
     """The configuration of this dashboard process; ConfigError says what is wrong."""
     env = os.environ if environ is None else environ
@@ -69,12 +83,7 @@ def load_dashboard_config(environ: Mapping[str, str] | None = None) -> Config:
 
 def api_base_url(config: Config) -> str:
     """Where the hub's API answers this process (a wildcard host means this computer)."""
-    host = config.api.host
-    if host in ("", "0.0.0.0", "::"):
-        host = "127.0.0.1"
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return f"http://{host}:{config.api.port}"
+    return base_url(config.api.host, config.api.port)
 
 
 def streamlit_argv(python: str, config: Config, *, port: int | None = None) -> list[str]:

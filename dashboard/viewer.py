@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from core.config import Config
+from core.net import is_wildcard
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -32,7 +33,6 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 BACKOFF_FIRST_S = 1.0  # after a wrong token or password, doubling per wrong try
 BACKOFF_MAX_S = 30.0
 THROTTLE_KEYS = 1024  # addresses remembered; the oldest are forgotten first
-WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 
 
 def parse_address(text: str | None) -> Address | None:
@@ -171,7 +171,7 @@ def exposure(config: Config) -> str | None:
     cfg = config.dashboard
     if is_loopback_host(cfg.host):
         return None
-    where = "every interface" if cfg.host in WILDCARD_HOSTS else cfg.host
+    where = "every interface" if is_wildcard(cfg.host) else cfg.host
     readers = (f"after the page password (${cfg.password_env})" if cfg.password_env
                else "with no password")
     if cfg.admin_token:

@@ -30,3 +30,16 @@ def test_core_imports_no_ui_and_the_engine_no_erp_tools() -> None:
             if not erp_side and (name == "core.erp" or name.startswith("core.erp.")):
                 problems.append(f"{source.relative_to(ROOT)} imports {name}")
     assert problems == []
+
+
+def test_every_package_is_in_the_wheel() -> None:
+    """A package folder missing from ``[tool.setuptools] packages`` would be left out of
+    the installed product (the editable install of the tests would not notice)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+                 ["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts)
+             for top in ("agent", "core", "api", "dashboard")
+             for init in (ROOT / top).rglob("__init__.py")}
+    assert found - listed == set()

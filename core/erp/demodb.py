@@ -4,6 +4,11 @@ Everything is drawn from one ``random.Random(seed)``, so a seed and an end date 
 same file every time. Rows come from one generator of batches, shared by
 :func:`create_demo_db` (a whole new file, written fast) and by the ERP simulator's
 rebuild mode (:func:`write_erp_data` into an open connection, pausing between batches).
+
+At ~480 lines this is one module on purpose: the factory's catalogue (families, lines,
+processes, defect codes) and the batch generator that draws every row from it share one
+random stream, whose order is what makes a seed reproduce a file; split, the order of
+draws would be spread over two files.
 """
 
 from __future__ import annotations

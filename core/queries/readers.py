@@ -92,6 +92,14 @@ class _Readers:
         for conn in closing_now:
             conn.close()
 
+    def forget(self, path: Path) -> None:
+        """Close the idle connections to ``path`` (a file about to be renamed: Windows
+        cannot rename a file that is open)."""
+        with self._lock:
+            conns = self._idle.pop(path, [])
+        for conn in conns:
+            conn.close()
+
     def close_all(self) -> None:
         with self._lock:
             conns = [c for idle in self._idle.values() for c in idle]

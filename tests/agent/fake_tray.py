@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.icons import nearest_state
-from agent.tray import Action, MenuEntry
+from agent.tray_view import Action, MenuEntry
 from core.state import HubState
 
 

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from agent.icons import ICON_SIZES, STATE_COLOURS, ico_file, nearest_state, state_icon
-from agent.tray import Action, MenuEntry, TrayView, docs_url, present
 from agent.tray_texts import resolve_language, system_language
+from agent.tray_view import Action, MenuEntry, TrayView, docs_url, present
 from core.state import (
     CheckResult,
     DbStatus,
@@ -102,7 +102,7 @@ def test_tooltip_in_korean_with_older_dates_and_a_failed_check() -> None:
         "마지막 DB 업데이트: 03-30 14:30\n"
         "마지막 인덱스 점검: 03-30 14:30 (실패)"
     )
-    assert view.menu[0].text == "상태: 오류: 모든 인덱스 정상"  # the hub message, in Korean
+    assert view.menu[0].text == "상태: 오류: 인덱스 점검 실패: x"  # the failed check, why
     assert [e.text for e in view.menu if not e.separator][1:5] == [
         "지금 점검", "자동 모드", "보류된 내보내기 게시", "대시보드 열기"]
 
@@ -133,7 +133,7 @@ def test_menu_layout_and_checkable_items() -> None:
                    now=NOW, tz=UTC)
     texts = [("-" if e.separator else e.text) for e in view.menu]
     assert texts == [
-        "Status: Paused: all indexes in place", "-", "Check Now", "Auto Mode",
+        "Status: Paused: indexes restored", "-", "Check Now", "Auto Mode",
         "Publish Anyway", "-",
         "Open Dashboard", "Open API Docs", "Dashboard Server", "Open Log Folder",
         "Start at Login", "-", "Quit",

@@ -3,22 +3,26 @@ signals, and `--demo` with its exporter."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
+import psutil
 import pytest
 
 from agent import demo
+from agent.app import EXIT_FORCED
 from core.eventlog import read_events
 from core.hub import Hub
-from tests.conftest import await_for, make_config, wait_for
+from tests.conftest import await_for, free_port, make_config, wait_for
 
 
 def write_config(tmp_path: Path, db: Path, **extra: str) -> Path:
@@ -151,3 +155,44 @@ async def test_demo_exporter_service_in_a_hub(tmp_path: Path, small_db: Path) ->
         await await_for(lambda: hub.heals >= 3, timeout=20, message="heals after two exports")
         hub.shutdown()
     assert hub.status().last_check is not None
+
+
+def dashboard_child(agent: subprocess.Popen[Any], timeout: float = 30) -> psutil.Process:
+    """The agent's Streamlit child, once it runs."""
+    def find() -> psutil.Process | None:
+        for child in psutil.Process(agent.pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if "dashboard.serve" in child.cmdline():
+                    return child
+        return None
+
+    wait_for(lambda: find() is not None, timeout, message="the dashboard child")
+    found = find()
+    assert found is not None
+    return found
+
+
+def second_signal_forces(proc: subprocess.Popen[Any], log: Callable[[], str]) -> None:
+    """With the dashboard child hung (stopped), a stop waits ``stop_timeout`` (10 s) for
+    it; a second SIGTERM must end the process at once, with the forced exit code."""
+    child = dashboard_child(proc)
+    child.suspend()
+    try:
+        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "received SIGTERM; shutting down (again to force it)" in log(), 10,
+                 message="the first SIGTERM taken")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == EXIT_FORCED
+        assert "received SIGTERM again; exiting now" in log()
+    finally:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+
+
+def test_a_second_signal_forces_the_exit_of_a_stuck_stop(tmp_path: Path, small_db: Path,
+                                                        agents: list[Agent]) -> None:
+    config = write_config(tmp_path, small_db,
+                          dashboard=f"enabled = true\nport = {free_port()}")
+    agent = Agent(["--config", str(config)], tmp_path, headless_env())
+    agents.append(agent)
+    second_signal_forces(agent.proc, lambda: "".join(agent.err))

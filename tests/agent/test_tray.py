@@ -15,7 +15,8 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from agent.autostart import XdgAutostart, launch_command
 from agent.icons import nearest_state
-from agent.tray import Action, Tray, TrayDeps
+from agent.tray import Tray, TrayDeps
+from agent.tray_view import Action
 from core.channel import Channel, CommandKind
 from core.config import Config
 from core.hub import Hub

@@ -22,8 +22,8 @@ import pytest
 from core.eventlog import read_events
 from core.state import HubState
 from tests.agent.desktop import Desktop, missing_tools
-from tests.agent.test_run import write_config
-from tests.conftest import wait_for
+from tests.agent.test_run import second_signal_forces, write_config
+from tests.conftest import free_port, wait_for
 
 pytestmark = pytest.mark.skipif(
     bool(missing_tools()),
@@ -140,3 +140,55 @@ def test_gtk_tray_ends_cleanly_on_sigint_and_sigterm(tmp_path: Path, small_db: P
         assert f"received {sig.name}; shutting down" in log
         (tmp_path / "agent-gtk.log").unlink()
     assert "Traceback" not in log
+
+
+@pytest.mark.skipif(not gtk_available(), reason="PyGObject/Gtk 3 missing")
+def test_gtk_tray_second_signal_forces_the_exit(tmp_path: Path, small_db: Path,
+                                                desktop: Desktop) -> None:
+    config = write_config(tmp_path, small_db,
+                          dashboard=f"enabled = true\nport = {free_port()}")
+    proc = start_agent(desktop, config, "gtk", tmp_path)
+    try:
+        desktop.wait_tray_state(HubState.HEALTHY)  # the icon is up: the handlers are set
+        second_signal_forces(proc, lambda: (tmp_path / "agent-gtk.log").read_text())
+    finally:
+        stop(proc)
+
+
+@pytest.mark.skipif(not gtk_available(), reason="PyGObject/Gtk 3 missing")
+def test_gtk_tray_attaches_to_a_headless_hub(tmp_path: Path, small_db: Path,
+                                             desktop: Desktop) -> None:
+    # The hub runs headless (as a service would, no display of its own); `pdh run` on the
+    # desktop then shows a tray for that hub and drives it through its API.
+    from tests.agent.test_attach import hub_status
+    from tests.agent.test_run import headless_env
+    from tests.conftest import free_port
+
+    port = free_port()
+    config = write_config(tmp_path, small_db, api=f"port = {port}",
+                          ui='language = "en"\nstatus_poll_interval = 0.2')
+    hub = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config),
+                            "--headless"], cwd=tmp_path, env=headless_env(),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = None
+    try:
+        wait_for(lambda: (s := hub_status(port)) and s["state"] == "healthy", timeout=30,
+                 message="the headless hub healthy")
+        proc = start_agent(desktop, config, "gtk", tmp_path)
+        desktop.wait_tray_state(HubState.HEALTHY)
+        open_menu_and_press(desktop, "Down", "Down", "Return")  # Auto Mode
+        wait_for(lambda: (hub_status(port) or {}).get("auto_mode") is False,
+                 message="auto mode off in the headless hub")
+        desktop.wait_tray_state(HubState.PAUSED)
+        open_menu_and_press(desktop, "Up", "Return")  # Close Tray
+        assert proc.wait(20) == 0
+        assert desktop.tray_state() is None
+        assert hub.poll() is None and hub_status(port) is not None  # the hub goes on
+        hub.send_signal(signal.SIGTERM)
+        assert hub.wait(20) == 0
+    finally:
+        if proc is not None:
+            stop(proc)
+        stop(hub)
+    log = (tmp_path / "agent-gtk.log").read_text()
+    assert "showing a tray for it" in log and "Traceback" not in log

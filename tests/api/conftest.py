@@ -17,7 +17,6 @@ import uvicorn
 
 from api.app import create_app
 from api.data import DataSource
-from api.server import install
 from core.config import Config
 from core.hub import Hub
 from core.state import Activity, ServerState
@@ -101,19 +100,16 @@ def live(api_config: Config) -> Iterator[LiveServer]:
 
 
 def hub_config(tmp_path: Path, db: Path, **api: Any) -> Config:
-    return make_config(tmp_path, db=db, api={"enabled": True, "port": free_port(), **api})
+    """The API on a free port, a busy one tried again after 0.2 s."""
+    return make_config(tmp_path, db=db, api={"enabled": True, "port": free_port(),
+                                             "bind_retry": 0.2, **api})
 
 
 def build_api_hub(config: Config) -> Hub:
-    """The agent's hub with its services, the API installed with a short bind retry."""
+    """The agent's hub with its services (the API among them)."""
     from agent import app as agent_app
 
-    hub = Hub(config)
-    for installer in agent_app.DEFAULT_INSTALLERS:
-        if installer is not agent_app.install_api:
-            installer(hub)
-    install(hub, bind_retry=0.2)
-    return hub
+    return agent_app.build_hub(config)
 
 
 @asynccontextmanager

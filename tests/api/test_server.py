@@ -219,8 +219,7 @@ async def test_control_routes_from_another_machine(tmp_path: Path, small_db: Pat
             r = await c.post(f"{V1}/hub/publish", json={"force": True},
                              headers={"Authorization": "Bearer s3cret"})
             assert r.status_code == 409  # allowed; nothing is held back
-        no_token = config.model_copy(deep=True)
-        no_token.api.token = ""
+        no_token = config.model_copy(update={"api": config.api.model_copy(update={"token": ""})})
         app = create_app(no_token, hub=hub)
         remote = httpx.ASGITransport(app=app, client=("198.51.100.20", 40000))
         async with httpx.AsyncClient(transport=remote, base_url="http://hub") as c:
@@ -405,7 +404,8 @@ async def test_cache_is_warmed_before_each_publish(tmp_path: Path, small_db: Pat
 
 
 @pytest.mark.anyio
-async def test_busy_port_marks_api_failed_and_recovers(tmp_path: Path, small_db: Path) -> None:
+async def test_busy_port_marks_api_failed_and_recovers(tmp_path: Path, small_db: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
@@ -418,6 +418,7 @@ async def test_busy_port_marks_api_failed_and_recovers(tmp_path: Path, small_db:
             api = hub.status().servers["api"]
             assert api.error == (f"API port {port} on 127.0.0.1 is already in use "
                                  "(another program, or another copy of the hub?)")
+            assert "retrying in 0.2 s" in caplog.text  # [api] bind_retry (hub_config)
             # The rest of the hub goes on: it still checks, heals and publishes the file.
             await await_for(lambda: hub.known_version == look(small_db).version
                             and hub.status().published is not None and not hub.busy, 10,

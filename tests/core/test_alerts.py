@@ -262,9 +262,11 @@ def test_render_every_kind_in_korean_and_english() -> None:
             assert texts["en", True][0].startswith("[Production Data Hub] Resolved: ")
             assert texts["ko", True][0].startswith("[생산 데이터 허브] 해결: ")
     subject, body = render(make_alert(kind="db_missing", state="degraded", language="ko",
-                                      message="database missing"))
+                                      message=f"database file not found: {DB}"))
     assert subject == "[생산 데이터 허브] 문제: 데이터베이스 파일 없음 (PC-01)"
-    assert "데이터베이스 파일 없음\n" in body and "상태: 주의" in body  # message localized
+    # The kind's text in Korean; the detail as the hub logged it (a path, an error).
+    assert body.startswith("ERP 데이터베이스 파일이 없습니다.") and "상태: 주의" in body
+    assert f"\n\ndatabase file not found: {DB}\n\n" in body
 
 
 def test_render_counts_suppressed_alerts() -> None:

@@ -175,3 +175,30 @@ def test_command_line_overrides_are_part_of_loading(tmp_path: Path) -> None:
     assert loaded.config.db_path == Path.cwd() / "x.db"
     with pytest.raises(ConfigError, match=r"^--port: .*65535 \(got 70000\)$"):
         load_config(cfg_file, overrides=[Override("dashboard.port", 70000, "--port")])
+
+
+def test_a_loaded_config_cannot_be_changed(tmp_path: Path) -> None:
+    """Built once, never mutated: every section refuses assignment; a variant is a copy."""
+    from pydantic import ValidationError
+
+    config = load_config(write(tmp_path / "c.toml",
+                               '[database]\npath = "erp/x.db"\n[log]\ndir = "logs"\n'
+                               '[[alerts.webhook]]\nurl = "https://hooks.example/x"\n')).config
+    assert config.db_path == tmp_path / "erp" / "x.db"  # resolved at load, by a copy
+    assert config.log_dir == tmp_path / "logs"
+    for target, name, value in [
+        (config, "api", config.api), (config.api, "token", "x"), (config.database, "path", "y"),
+        (config.heal, "retries", 9), (config.heal.indexes[0], "name", "z"),
+        (config.alerts.webhook[0], "url", "https://other.example/"),
+    ]:
+        with pytest.raises(ValidationError, match="frozen"):
+            setattr(target, name, value)
+    variant = config.model_copy(update={"api": config.api.model_copy(update={"token": "t"})})
+    assert variant.api.token == "t" and config.api.token == ""
+
+
+def test_an_empty_folder_means_the_default(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path / "c.toml", '[log]\ndir = ""\n[state]\ndir = ""\n'
+                                                    '[store]\ndir = ""\n')).config
+    assert config.log.dir is None and config.state.dir is None and config.store.dir is None
+    assert config.store_dir.name == "snapshots"  # the platform's folder

@@ -10,7 +10,6 @@ import subprocess
 import threading
 from contextlib import closing
 from pathlib import Path
-from typing import BinaryIO
 
 import anyio
 import pytest
@@ -21,7 +20,7 @@ from core.hub import Hub
 from core.publisher import PublishRefused
 from core.serving import serving
 from core.state import HubState
-from core.store import Store
+from core.store import Published, Store
 from tests.conftest import await_for, make_config, published_config
 from tests.core.hubtools import count, running_hub, until_at_rest, until_event
 
@@ -214,20 +213,20 @@ def test_a_rollback_journal_export_is_copied_byte_for_byte_under_a_shared_lock(
 ) -> None:
     dest = tmp_path / "copy.db"
     tried: list[str] = []
-    real = snapshot._copy_bytes
 
-    def copy_while_a_writer_tries(src: BinaryIO, dst: BinaryIO) -> None:
-        # Mid-copy, the ERP tries to commit: it must find the file locked.
+    def a_writer_tries() -> None:
+        # Mid-copy (the copy asks its ``stop`` before each slice), the ERP tries to
+        # commit: it must find the file locked.
+        if tried:
+            return
         with closing(sqlite3.connect(small_db, timeout=0, isolation_level=None)) as erp:
             try:
                 erp.execute("DELETE FROM defect_records")
                 tried.append("committed")
             except sqlite3.OperationalError as exc:
                 tried.append(str(exc))
-        real(src, dst)
 
-    monkeypatch.setattr(snapshot, "_copy_bytes", copy_while_a_writer_tries)
-    assert snapshot.copy_database(small_db, dest, timeout=2) == "file"
+    assert snapshot.copy_database(small_db, dest, timeout=2, stop=a_writer_tries) == "file"
     assert tried == ["database is locked"]
     assert dest.read_bytes() == small_db.read_bytes()
     with closing(sqlite3.connect(dest)) as conn:
@@ -272,3 +271,87 @@ def test_prepare_adds_the_index_spec_and_no_covering_indexes(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"))
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     assert names == spec  # the ERP's own and the spec's, no pdh_serve_* ones
+
+
+def _damage_the_freelist(db: Path) -> None:
+    """A new export of ``db`` (already healed: nothing to write in place) whose header
+    claims three free pages it does not have: every read works, SQLite's quick_check
+    says the file is damaged (and a write would fail)."""
+    data = bytearray(db.read_bytes())
+    assert int.from_bytes(data[36:40], "big") == 0
+    data[36:40] = (3).to_bytes(4, "big")  # freelist page count
+    counter = int.from_bytes(data[24:28], "big") + 1  # a new export's change counter
+    data[24:28] = data[92:96] = counter.to_bytes(4, "big")
+    staged = db.with_name(db.name + ".new")
+    staged.write_bytes(bytes(data))
+    os.replace(staged, db)
+
+
+async def test_damage_only_quick_check_finds_is_held_back_though_the_cache_was_warmed(
+    tmp_path: Path, small_db: Path
+) -> None:
+    """The readers' caches are warmed beside the copy's last check (quick_check): a copy
+    that fails it is held back as damaged, and nothing warmed from it is ever served."""
+    config = make_config(tmp_path, **FAST)
+    warmed: list[tuple[str, str | None, int]] = []
+
+    async def warm(candidate: Published, path: Path) -> None:
+        served = hub.publisher.store.current()
+        rows = await anyio.to_thread.run_sync(lambda: queries.kpis(path).records)
+        warmed.append((candidate.version, served.version if served else None, rows))
+
+    hub = Hub(config)
+    hub.add_before_publish(warm)
+    async with anyio.create_task_group() as tg:
+        await tg.start(hub.run)
+        await until_event(hub, "snapshot_published")
+        await until_at_rest(hub)
+        first = hub.status().published
+        assert first is not None and [w[0] for w in warmed] == [first.version]
+        await anyio.to_thread.run_sync(_damage_the_freelist, small_db)
+        await until_event(hub, "export_rejected")
+        await until_at_rest(hub)
+        status = hub.status()
+        assert status.held_back is not None and not status.held_back.forceable
+        assert "damaged" in status.held_back.reason and "freelist" in status.held_back.reason
+        assert status.published == first and served_rows(hub.publisher.store) == 2000
+        # The damaged copy was warmed (its reads work) while it was being checked, as a
+        # candidate that was not served then and is not served now.
+        assert len(warmed) == 2 and warmed[1][0] != first.version
+        assert warmed[1][1:] == (first.version, 2000)
+        assert serving(hub.publisher.store).version == first.version
+        hub.shutdown()
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("journal", ["delete", "wal"])
+def test_a_copy_ends_when_asked_to_stop_and_leaves_nothing(
+    tmp_path: Path, small_db: Path, journal: str
+) -> None:
+    """The copy asks ``stop`` every few MB (the hub's Interrupter when it shuts down):
+    a copy stopped part-way leaves no file; one never stopped is whole."""
+    if journal == "wal":
+        with closing(sqlite3.connect(small_db)) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+    calls: list[int] = []
+
+    def stop_at_second_call() -> None:
+        calls.append(1)
+        if len(calls) >= 2:
+            raise _Stop
+
+    dest = tmp_path / "store" / "copy.db"
+    dest.parent.mkdir()
+    # A slice of one page, so even the small file takes several.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(snapshot, "_COPY_BUFFER", 4096)
+        mp.setattr(snapshot, "_BACKUP_PAGES", 1)
+        with pytest.raises(_Stop):
+            snapshot.copy_database(small_db, dest, timeout=1.0, stop=stop_at_second_call)
+        assert not dest.exists()
+        how = snapshot.copy_database(small_db, dest, timeout=1.0, stop=lambda: None)
+    assert how == ("backup" if journal == "wal" else "file")
+    assert _rows(dest) == _rows(small_db)

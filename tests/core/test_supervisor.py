@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -38,6 +39,14 @@ if "--grandchild" in flags:
     g = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     with open(os.environ["GRANDCHILD_PID_FILE"], "w") as fh:
         fh.write(str(g.pid))
+if "--escaped-grandchild" in flags:
+    # In a session of its own and orphaned at once: outside the child's group and tree,
+    # still holding the child's stdout.
+    subprocess.run([sys.executable, "-c",
+                    "import os, subprocess, sys; g = subprocess.Popen([sys.executable, '-c', "
+                    "'import time; time.sleep(600)'], start_new_session=True); "
+                    "open(os.environ['GRANDCHILD_PID_FILE'], 'w').write(str(g.pid))"],
+                   check=True)
 if "--never-ready" in flags:
     time.sleep(600)
 
@@ -201,6 +210,46 @@ async def test_crash_loop_gives_up_then_start_on_request(tmp_path: Path) -> None
         assert sup.status.error is None
         tg.cancel_scope.cancel()
     assert "crashing at start" in spec.log_file.read_text("utf-8")
+
+
+def _pipe_of(pid: int, fd: int) -> str:
+    return os.readlink(f"/proc/{pid}/fd/{fd}")
+
+
+def _our_fds_on(target: str) -> list[int]:
+    fds = []
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{name}") == target:
+                fds.append(int(name))
+    return fds
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
+async def test_a_stopped_child_leaves_no_pipe_open_even_if_its_output_never_ends(
+    tmp_path: Path,
+) -> None:
+    # A process that left the child's tree keeps the child's stdout open, so end-of-file
+    # never comes: the supervisor must still let go of its end of the pipe (else one
+    # descriptor per restart is lost, and asyncio's transport is left for the collector).
+    spec = make_spec(tmp_path, "--escaped-grandchild")
+    pid_file = tmp_path / "grandchild.pid"
+    try:
+        async with anyio.create_task_group() as tg:
+            sup = await tg.start(Supervisor(spec).run)
+            await await_for(lambda: running(sup), 15)
+            grandchild = int(pid_file.read_text())
+            pipe = _pipe_of(grandchild, 1)
+            assert pipe.startswith("pipe:") and _our_fds_on(pipe), "test set-up: shared pipe"
+            await sup.control(CommandKind.STOP_SERVER)
+            await await_for(lambda: sup.status.state is ServerState.STOPPED, 10)
+            await await_for(lambda: not _our_fds_on(pipe), 5, message="our end of the pipe closed")
+            assert not gone(grandchild)  # still holding the pipe: EOF never came
+            tg.cancel_scope.cancel()
+    finally:
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
 
 async def test_stop_kills_the_whole_tree_and_start_brings_it_back(tmp_path: Path) -> None:

@@ -64,3 +64,25 @@ async def test_other_files_in_the_folder_are_ignored(tmp_path: Path) -> None:
         os.replace(tmp_path / "production_analysis.db.tmp", db)  # only this counts
         await await_for(lambda: calls, 5, message="the database replace")
         tg.cancel_scope.cancel()
+
+
+async def test_a_folder_deleted_and_made_again_at_once_is_watched_anew(tmp_path: Path) -> None:
+    # ext4 gives a new folder the inode just freed, so (device, inode) cannot tell the new
+    # folder from the old one: the OS watch ended with the old folder and must be renewed.
+    folder = tmp_path / "share"
+    folder.mkdir()
+    db = folder / "production_analysis.db"
+    db.write_bytes(b"x")
+    calls: list[float] = []
+    async with anyio.create_task_group() as tg:
+        await tg.start(partial(watch_db, db, lambda: calls.append(time.monotonic()),
+                               poll_interval=0.2))
+        db.unlink()
+        folder.rmdir()
+        folder.mkdir()  # before the guard's next look
+        await await_for(lambda: bool(calls), 5, message="the folder's deletion")
+        await anyio.sleep(0.5)  # the events of the deletion have all arrived
+        seen = len(calls)
+        db.write_bytes(b"the next export")
+        await await_for(lambda: len(calls) > seen, 5, message="a write in the new folder")
+        tg.cancel_scope.cancel()

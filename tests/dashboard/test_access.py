@@ -101,7 +101,8 @@ def test_the_token_unlocks_for_the_session_and_the_callbacks_ask_again(
 def test_the_api_token_unlocks_when_there_is_no_admin_token(
         page: Page, tmp_path: Path, small_db: Path) -> None:
     config = office(tmp_path, small_db)
-    config.api.token = "api-test-token"
+    config = config.model_copy(
+        update={"api": config.api.model_copy(update={"token": "api-test-token"})})
     with ThreadedHub(config).running() as th:
         th.wait_at_rest()
         at = page(config, peer=OFFICE_PC)

@@ -6,7 +6,8 @@ reverse proxy the config trusts)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,17 @@ def has_controls(page: Any) -> bool:
                 "xpath=ancestor::label").count() > 0)
 
 
+def shows_controls(page: Any, timeout: float = 10) -> None:
+    """Until the panel draws Run Check Now. A status call that timed out on a loaded
+    machine draws the panel without the hub's state (and so without controls) until its
+    next refresh; the sidebar says what was drawn instead."""
+    button = page.get_by_role("button", name="Run Check Now")
+    try:
+        button.wait_for(timeout=timeout * 1000)
+    except PlaywrightTimeout:
+        pytest.fail(f"no controls after {timeout} s; the sidebar shows: {sidebar(page)!r}")
+
+
 def back_messages(page: Any) -> list[BackMsg]:
     """The messages this page's browser sends to the dashboard, from now on."""
     sent: list[BackMsg] = []
@@ -113,6 +125,34 @@ def widget_states(sent: list[BackMsg], key: str) -> list[Any]:
     """The states of the widget with user key ``key`` in the reruns sent."""
     return [w for m in sent if m.WhichOneof("type") == "rerun_script"
             for w in m.rerun_script.widget_states.widgets if w.id.endswith(f"-{key}")]
+
+
+def first_sent(page: Any, sent: list[BackMsg], key: str, wanted: Callable[[Any], bool],
+               timeout: float = 10.0) -> tuple[BackMsg, Any]:
+    """The first message the page sent with a state of widget ``key`` that ``wanted``
+    accepts, and that state. Waits through Playwright: its sync API hands over a frame's
+    event only while one of its own calls runs, so the hub can react to a click before
+    the test has seen the frame that carried it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for message in list(sent):
+            for state in widget_states([message], key):
+                if wanted(state):
+                    return message, state
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the page sent no such {key} state within {timeout} s")
+        page.wait_for_timeout(50)
+
+
+def pumping(page: Any, condition: Callable[[], bool], timeout: float, message: str) -> None:
+    """``wait_for`` that keeps Playwright working meanwhile: a page whose WebSocket is
+    routed through the test (:class:`ServerSide`) sends nothing while the test waits
+    outside Playwright's calls."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        page.wait_for_timeout(50)
 
 
 class ServerSide:
@@ -153,7 +193,7 @@ def test_office_viewers_read_only_token_unlocks_local_has_controls(
         sent = back_messages(local)
         local.goto(f"http://127.0.0.1:{port}/")
         wait_page(local)
-        assert local.get_by_role("button", name="Run Check Now").is_visible()
+        shows_controls(local)
         assert "read-only" not in sidebar(local)
         log_file = config.log_dir / "dashboard.log"
 
@@ -166,21 +206,19 @@ def test_office_viewers_read_only_token_unlocks_local_has_controls(
         local.get_by_role("button", name="Run Check Now").click()
         wait_for(lambda: len(checks) == 1, 15, message="the local check to reach the hub")
         local.get_by_text("Check requested.").wait_for()
-        click = next(m for m in sent if any(w.trigger_value
-                                            for w in widget_states([m], "run_check")))
-        run_check = next(w for w in widget_states([click], "run_check") if w.trigger_value)
+        click, run_check = first_sent(local, sent, "run_check", lambda w: w.trigger_value)
         toggle = local.get_by_text("Auto Mode", exact=True)
         toggle.click()
         wait_for(lambda: th.status().auto_mode is False, 10, message="auto mode off")
-        auto_off = next(w for w in widget_states(sent, "auto_mode_toggle")
-                        if w.bool_value is False)
+        _, auto_off = first_sent(local, sent, "auto_mode_toggle",
+                                 lambda w: w.bool_value is False)
         settled(local)
         toggle.click()
         wait_for(lambda: th.status().auto_mode is True, 10, message="auto mode on again")
         local.locator('[data-testid="stSidebar"]').get_by_text("한국어", exact=True).click()
         local.get_by_role("heading", name="생산 데이터 허브").wait_for()
-        korean = next(w for w in widget_states(sent, "lang")
-                      if list(w.string_array_value.data) == ["한국어"])
+        _, korean = first_sent(local, sent, "lang",
+                               lambda w: list(w.string_array_value.data) == ["한국어"])
         checks.clear()
         autos.clear()
 
@@ -246,7 +284,7 @@ def test_office_viewers_read_only_token_unlocks_local_has_controls(
             assert checks == [] and autos == []  # unlocking is not itself a control
             shows(remote, f"{REMOTE}: controls unlocked for this session")
             remote.get_by_role("button", name="Run Check Now").click()
-            wait_for(lambda: len(checks) == 1, 15, message="the remote check to reach the hub")
+            pumping(remote, lambda: len(checks) == 1, 15, "the remote check to reach the hub")
             remote.get_by_text("Check requested.").wait_for()
 
             # Locked again: the controls are gone.
@@ -290,7 +328,7 @@ def test_page_password_before_any_data_and_a_trusted_proxy(
         local = new_page(browser)
         local.goto(f"http://127.0.0.1:{port}/")
         wait_page(local)
-        assert local.get_by_role("button", name="Run Check Now").is_visible()
+        shows_controls(local)
 
         # A viewer behind the reverse proxy the config trusts (127.0.0.3): its
         # X-Forwarded-For is believed, so the viewer is 10.9.8.7, asked for the password.
@@ -332,4 +370,4 @@ def test_page_password_before_any_data_and_a_trusted_proxy(
             engineer = new_page(browser, headers={"X-Forwarded-For": "127.0.0.1"})
             engineer.goto(proxy.url)
             wait_page(engineer)
-            assert engineer.get_by_role("button", name="Run Check Now").is_visible()
+            shows_controls(engineer)

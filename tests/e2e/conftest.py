@@ -2,9 +2,10 @@
 supervised dashboard), driven only from outside as a person or the ERP would: the DB
 file on disk, the HTTP API, ``pdh.log`` and ``events.jsonl``, and a real browser.
 
-One hub per module where test order does not matter; each test starts by waiting for
-the hub to be at rest and leaves it at rest. Every hub is stopped with SIGTERM, must exit
-0 and must leave no process of its tree behind.
+Each fault test has a hub of its own (:func:`own_hub`), so none depends on what another
+did or on their order; the scenario's export modes share one (:func:`settled_hub`), each
+starting from rest. Every hub is stopped with SIGTERM, must exit 0 and must leave no
+process of its tree behind.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -82,7 +84,8 @@ class HubProcess:
             "watch": {"settle_interval": SETTLE_INTERVAL, "settle_checks": SETTLE_CHECKS,
                       "poll_interval": 0.2, "check_interval": 3600.0},
             "heal": {"connect_timeout": 2.0, "retries": 3, "retry_backoff": 0.1},
-            "api": {"enabled": True, "host": "127.0.0.1", "port": self.api_port},
+            "api": {"enabled": True, "host": "127.0.0.1", "port": self.api_port,
+                    "bind_retry": 0.5},
             "dashboard": {"enabled": True, "host": "127.0.0.1", "port": self.dashboard_port,
                           "start_timeout": START_TIMEOUT, "restart_backoff": 0.2,
                           "stable_after": 5.0},
@@ -96,6 +99,7 @@ class HubProcess:
         }
         for name, values in overrides.items():
             sections.setdefault(name, {}).update(values)
+        self.servers = ("api", "dashboard") if sections["dashboard"]["enabled"] else ("api",)
         self.config_file = write_config(folder, sections)
         self.output = folder / "hub-output.txt"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -208,7 +212,7 @@ class HubProcess:
         current = look(self.db).version
         last = status.get("last_check") or {}
         running = all(status["servers"].get(name, {}).get("state") == "running"
-                      for name in ("api", "dashboard"))
+                      for name in self.servers)
         return bool(
             current
             and status["state"] == "healthy"
@@ -224,7 +228,7 @@ class HubProcess:
     def wait_at_rest(self, timeout: float = REST_TIMEOUT) -> dict[str, Any]:
         status = self.wait_status(self.at_rest, "the hub to come to rest (healthy, idle, "
                                   "last check of the file on disk)", timeout)
-        dash = status["servers"]["dashboard"]
+        dash = status["servers"].get("dashboard", {})
         if dash.get("pid"):
             self.remember_dashboard(int(dash["pid"]))
         return status
@@ -257,29 +261,10 @@ def running_hub(folder: Path, db: Path, **kwargs: Any) -> Iterator[HubProcess]:
     finally:
         code = hub.stop()
         assert code == 0, f"the hub exited with {code} after SIGTERM:\n{hub.tail()}"
-        for name in ("pdh.log", "dashboard.log"):  # a crash of the hub or of a page run
+        logs = ("pdh.log", "dashboard.log") if "dashboard" in hub.servers else ("pdh.log",)
+        for name in logs:  # a crash of the hub or of a page run
             text = (hub.log_dir / name).read_text(encoding="utf-8", errors="replace")
             assert "Traceback" not in text, f"a traceback in {name}:\n{text[-4000:]}"
-
-
-@pytest.fixture(autouse=True)
-def _back_to_rest(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After a test that failed half-way, bring a module's shared hub back to rest (a good
-    export and Check Now), so one failure does not fail every test after it."""
-    yield
-    if "hub" not in request.fixturenames:
-        return
-    hub: HubProcess = request.getfixturevalue("hub")
-    if hub.proc is None or hub.proc.poll() is not None:
-        return  # its teardown reports the exit
-    status = hub.status_or_none()
-    if status is not None and hub.at_rest(status):
-        return
-    from core.erp.erpsim import ExportMode, simulate_export
-
-    simulate_export(hub.db, ExportMode.REPLACE, rows=1000, seconds=0.0, seed=999)
-    hub.client.post("/hub/check")
-    hub.wait_at_rest()
 
 
 def start_and_settle(hub: HubProcess) -> dict[str, Any]:
@@ -357,6 +342,9 @@ def shown_kpis(page: Any, url: str,
     from tests.dashboard.test_browser import metric, wait_rendered
 
     load(page, url)
+    # A Streamlit child's first run imports pandas and altair: on a loaded 2-core machine
+    # that alone can pass Playwright's default 30 s, so the first KPI gets the start bound.
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=START_TIMEOUT * 1000)
     wait_rendered(page)
     shown = {label: str(wait_for(lambda label=label: metric(page, label, 1000), 30,
                                  message=f"the dashboard's {label!r}"))
@@ -395,5 +383,26 @@ def settled_hub(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator
     folder = tmp_path_factory.mktemp(name)
     db = make_db(folder / "data" / "production_analysis.db", rows=2000)
     with running_hub(folder, db) as running:
+        start_and_settle(running)
+        yield running
+
+
+@pytest.fixture(scope="session")
+def export_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One fresh 2000-row export per session; each test's hub gets a copy."""
+    return make_db(tmp_path_factory.mktemp("e2e-template") / "template.db", rows=2000)
+
+
+@pytest.fixture
+def own_hub(request: pytest.FixtureRequest, tmp_path: Path,
+            export_template: Path) -> Iterator[HubProcess]:
+    """A hub of this test's own on a copy of the 2000-row export, started and at rest.
+    It runs the dashboard only for a test that uses the browser ``page`` (Streamlit's start
+    is most of a hub's start-up)."""
+    db = tmp_path / "data" / "production_analysis.db"
+    db.parent.mkdir(parents=True)
+    shutil.copyfile(export_template, db)
+    with running_hub(tmp_path, db,
+                     dashboard={"enabled": "page" in request.fixturenames}) as running:
         start_and_settle(running)
         yield running

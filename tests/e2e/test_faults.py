@@ -9,7 +9,6 @@ import signal
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ from tests.e2e.conftest import (
     in_order,
     names,
     running_hub,
-    settled_hub,
     shown_kpis,
     shown_text,
     wait_until,
@@ -45,10 +43,10 @@ pytestmark = pytest.mark.slow
 ROWS = 1500
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    with settled_hub(tmp_path_factory, "faults") as running:
-        yield running
+@pytest.fixture
+def hub(own_hub: HubProcess) -> HubProcess:
+    """Each test's own hub, at rest on a fresh export."""
+    return own_hub
 
 
 def good_export(hub: HubProcess, seed: int, rows: int = ROWS) -> None:
@@ -260,7 +258,7 @@ def test_the_api_port_busy_at_start(tmp_path: Path, page: Any) -> None:
             page.get_by_text("The hub's API is not answering").wait_for()
 
             blocker.close()  # the other program goes away: the API binds on its retry
-            # Binding is retried after 5, 15, 35 s (the product's fixed backoff).
+            # Binding is tried again after [api] bind_retry (0.5 s here), doubling.
             hub.wait_at_rest(timeout=60)
             assert_api_serves_file(hub)
     finally:

@@ -12,6 +12,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.conftest import free_port
@@ -78,3 +79,15 @@ def write_config(folder: Path, *, db: str = "hub.db", api_port: int | None = Non
 
 
 __all__ = ["free_port", "winpath", "write_config"]
+
+
+def dashboard_process(port: int) -> psutil.Process | None:
+    """The (Linux view of the) Windows process serving a dashboard on ``port``, if any."""
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            cmdline = " ".join(proc.info["cmdline"] or [])
+        except psutil.Error:
+            continue
+        if "dashboard.serve" in cmdline and f"--server.port {port}" in cmdline:
+            return proc
+    return None

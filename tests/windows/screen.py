@@ -77,3 +77,13 @@ def menu_rows(shot: Path, near_x: int) -> tuple[int, list[int]]:
                 rows.append((start + y - 1) // 2)
             start = None
     return left, rows
+
+
+def box_above_icon(shot: Path, near_x: int) -> bool:
+    """Whether a light box (a balloon toast, a menu) sits on the desktop just above the
+    taskbar, left of the icon. Wine draws a balloon's tail over the icon itself, so a
+    right-click then lands on the balloon, not the icon."""
+    image = Image.open(shot).convert("RGB")
+    floor = image.size[1] - TASKBAR_PX
+    span = range(max(0, near_x - 100), max(0, near_x - 20))
+    return sum(_light(image.getpixel((x, floor - 8))) for x in span) > 0.5 * len(span)

@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 
-from tests.windows.conftest import free_port, write_config
+from tests.windows.conftest import dashboard_process, free_port, write_config
 from tests.windows.wine import PDH, PY, Wine, WineProcess, wait_until, winpath
 
 pytestmark = pytest.mark.slow
@@ -129,6 +128,9 @@ def test_dashboard_child_stops_cleanly_and_restarts_after_a_crash(wine: Wine,
     health = httpx.get(f"http://127.0.0.1:{dash_port}/_stcore/health", timeout=10,
                        trust_env=False)
     assert health.status_code == 200
+    # The dashboard's warmer runs on Windows too, beside a healthy server.
+    wait_until(lambda: "default view of snapshot" in _dashboard_logs(wdir),
+               "the dashboard to prepare its default view", timeout=120)
 
     # A crash: the child ended from outside, as Task Manager would.
     kill = wine.run("taskkill", "/F", "/PID", str(first))
@@ -139,22 +141,17 @@ def test_dashboard_child_stops_cleanly_and_restarts_after_a_crash(wine: Wine,
 
     hub.interrupt()
     assert hub.wait(40) == 0, hub.output()[-3000:]
-    logs = "".join(p.read_text(errors="replace") for p in (wdir / "logs").glob("dashboard*"))
+    logs = _dashboard_logs(wdir)
     out = hub.output()
     assert "did not stop" not in out, "the child was killed, not stopped"
     codes = re.findall(r"=== pid \d+ ended with code (\S+)", logs)
     assert codes[-1] == "0", logs[-3000:]  # Streamlit stopped itself; TerminateProcess: 15
-    wait_until(lambda: not any(_is_our_dashboard(p, dash_port)
-                               for p in psutil.process_iter(["cmdline"])),
+    wait_until(lambda: dashboard_process(dash_port) is None,
                "no dashboard process left", timeout=15)
 
 
-def _is_our_dashboard(proc: psutil.Process, port: int) -> bool:
-    try:
-        cmdline = " ".join(proc.info["cmdline"] or [])
-    except psutil.Error:
-        return False
-    return "dashboard.serve" in cmdline and f"--server.port {port}" in cmdline
+def _dashboard_logs(wdir: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in (wdir / "logs").glob("dashboard*"))
 
 
 def test_pythonw_headless_has_no_stderr_and_still_logs(wine: Wine, wdir: Path) -> None:
@@ -185,8 +182,7 @@ def test_a_killed_hub_leaves_no_dashboard_behind(wine: Wine, wdir: Path) -> None
     hub_pid = json.loads(next((wdir / "state").glob("agent-*.json")).read_text())["pid"]
     assert wine.run("taskkill", "/F", "/PID", str(hub_pid)).returncode == 0
     hub.wait(30)
-    wait_until(lambda: not any(_is_our_dashboard(p, dash_port)
-                               for p in psutil.process_iter(["cmdline"])),
+    wait_until(lambda: dashboard_process(dash_port) is None,
                "the orphaned dashboard gone", timeout=30)
     with socket.socket() as s:
         s.bind(("127.0.0.1", dash_port))  # free again

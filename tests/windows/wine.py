@@ -104,10 +104,11 @@ class WineProcess:
 class Wine:
     """One Wine session for the test run (see the module docstring)."""
 
-    def __init__(self, env_dir: Path, workdir: Path) -> None:
+    def __init__(self, env_dir: Path, workdir: Path, *, wrap: Sequence[str] = ()) -> None:
         self.env_dir = env_dir
         self.prefix = env_dir / "prefix"
         self.workdir = workdir
+        self.wrap = list(wrap)  # e.g. nsenter into a network namespace, for every command
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("PIP_", "PYTHON", "VIRTUAL_ENV", "DISPLAY"))}
         self.env.update(WINEPREFIX=str(self.prefix), WINEDEBUG="-all",
@@ -134,8 +135,9 @@ class Wine:
         log = self.workdir / "wineboot.log"
         for _attempt in range(3):
             with log.open("ab") as out:
-                code = subprocess.run(["wineboot"], env=self.env, stdin=subprocess.DEVNULL,
-                                      stdout=out, stderr=out, timeout=120).returncode
+                code = subprocess.run([*self.wrap, "wineboot"], env=self.env,
+                                      stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                      timeout=120).returncode
             if code == 0:
                 return
             self._quiet(["wineserver", "-w"], check=False)
@@ -156,7 +158,7 @@ class Wine:
                 self._xvfb.wait(5)
 
     def _quiet(self, args: Sequence[str], check: bool = True) -> None:
-        subprocess.run(list(args), env=self.env, stdin=subprocess.DEVNULL,
+        subprocess.run([*self.wrap, *args], env=self.env, stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=check,
                        timeout=120)
 
@@ -178,7 +180,7 @@ class Wine:
     # processes ---------------------------------------------------------------------
 
     def _argv(self, args: Sequence[str]) -> list[str]:
-        return ["wine", *args]
+        return [*self.wrap, "wine", *args]
 
     def run(self, *args: str, timeout: float = 120, cwd: Path | None = None
             ) -> subprocess.CompletedProcess[str]:

@@ -1,40 +1,33 @@
-"""The hub's configuration: one typed model, loaded once from TOML and passed in.
-
-Discovery order: ``--config FILE``, else ``$PDH_CONFIG``, else ``./pdh.toml``, else
-``pdh.toml`` in the user config dir (platformdirs). Every key is optional. An unknown
-key or a bad value raises :class:`ConfigError`, whose message names the file, the key
-and what is allowed. Relative paths resolve against the config file's folder.
-"""
+"""The configuration's typed model: one section a table of ``pdh.toml``, and :class:`Config`."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
-import tomllib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from core.paths import absolute
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 APP_NAME = "pdh"
 APP_AUTHOR = "ProductionDataHub"
-CONFIG_FILENAME = "pdh.toml"
-ENV_CONFIG = "PDH_CONFIG"
+
+# The one port range of the servers the hub runs (``pdh api``, ``pdh dashboard``, their
+# ``--port``): 0 asks for any free port.
+ServerPort = Annotated[int, Field(ge=0, le=65535)]
+
+# A folder that may be left out or given as "" (both: the platform's default).
+OptionalDir = Annotated[Path | None, BeforeValidator(lambda v: None if v == "" else v)]
 
 _IDENT_HELP = "letters, digits and _ only, not starting with a digit"
 
 
-class ConfigError(Exception):
-    """A configuration file that cannot be used; the message says where and why."""
-
-
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    """A table of the file. Frozen: a loaded config is never changed; a variant is made
+    with ``model_copy(update=...)`` or, from the command line, load-time overrides."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _check_identifier(value: str) -> str:
@@ -117,15 +110,21 @@ class HealConfig(_Section):
 class ApiConfig(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
+    port: ServerPort = 8000
     token: str = ""
     cors_origins: list[str] = Field(default_factory=list)
+    # Threads that run /records reads. One by default: a read that returns many rows
+    # hands the GIL over at every row, and two such reads in one process at once run
+    # slower together than one after the other (docs/benchmarks.md, issue 10).
+    record_readers: int = Field(1, ge=1, le=32, description="threads for /records reads")
+    bind_retry: float = Field(5.0, gt=0, description="s before a busy port is tried "
+                              "again, doubling up to 60 s")
 
 
 class DashboardConfig(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
-    port: int = Field(8501, ge=0, le=65535)
+    port: ServerPort = 8501
     start_timeout: float = Field(60.0, gt=0, description="s to wait for /_stcore/health")
     restart_backoff: float = Field(1.0, gt=0, description="s, first restart delay, doubling")
     restart_backoff_max: float = Field(60.0, gt=0)
@@ -176,16 +175,13 @@ class DashboardConfig(_Section):
 class UiConfig(_Section):
     language: Literal["auto", "ko", "en"] = "auto"
     notifications: bool = True
+    status_poll_interval: float = Field(
+        2.0, gt=0, description="s; a tray attached to a headless hub polls its API")
 
 
 class LogConfig(_Section):
-    dir: Path | None = None
+    dir: OptionalDir = None
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-
-    @field_validator("dir", mode="before")
-    @classmethod
-    def _empty_is_default(cls, value: Any) -> Any:
-        return None if value == "" else value
 
     @field_validator("level", mode="before")
     @classmethod
@@ -194,24 +190,14 @@ class LogConfig(_Section):
 
 
 class StateConfig(_Section):
-    dir: Path | None = None
-
-    @field_validator("dir", mode="before")
-    @classmethod
-    def _empty_is_default(cls, value: Any) -> Any:
-        return None if value == "" else value
+    dir: OptionalDir = None
 
 
 class StoreConfig(_Section):
     """Where the hub keeps the snapshots it publishes to readers."""
 
-    dir: Path | None = None
+    dir: OptionalDir = None
     keep: int = Field(2, ge=1, description="published snapshots kept (current included)")
-
-    @field_validator("dir", mode="before")
-    @classmethod
-    def _empty_is_default(cls, value: Any) -> Any:
-        return None if value == "" else value
 
 
 class VerifyConfig(_Section):
@@ -261,7 +247,7 @@ class WebhookConfig(_Section):
 class EmailConfig(_Section):
     """SMTP delivery of alerts; the password may come from an environment variable."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     host: str = Field(min_length=1)
     port: int = Field(587, ge=1, le=65535)
@@ -346,163 +332,3 @@ class Config(_Section):
     @property
     def events_file(self) -> Path:
         return self.log_dir / "events.jsonl"
-
-
-class LoadedConfig(BaseModel):
-    """A config together with the file it came from (None: built-in defaults)."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-    config: Config
-    source: Path | None
-
-
-def user_config_file() -> Path:
-    return Path(platformdirs.user_config_dir(APP_NAME, APP_AUTHOR)) / CONFIG_FILENAME
-
-
-def discover_config_file(explicit: Path | None = None, cwd: Path | None = None) -> Path | None:
-    """The file to load, by the contract's order; None means built-in defaults."""
-    if explicit is not None:
-        return explicit
-    from_env = os.environ.get(ENV_CONFIG)
-    if from_env:
-        return Path(from_env)
-    local = (cwd or Path.cwd()) / CONFIG_FILENAME
-    if local.is_file():
-        return local
-    user = user_config_file()
-    if user.is_file():
-        return user
-    return None
-
-
-def _describe_error(source: str, err: Mapping[str, Any], model: type[BaseModel]) -> str:
-    loc = [str(p) for p in err.get("loc", ())]
-    key = _dotted(loc)
-    kind = err.get("type", "")
-    if kind == "extra_forbidden":
-        allowed = _allowed_keys(model, loc[:-1])
-        return f"{source}: unknown key '{key}'; allowed here: {', '.join(allowed)}"
-    got = err.get("input")
-    msg = str(err.get("msg", "invalid value"))
-    msg = msg.removeprefix("Value error, ")
-    shown = "" if isinstance(got, dict) else f" (got {got!r})"
-    return f"{source}: key '{key}': {msg}{shown}"
-
-
-def _dotted(loc: list[str]) -> str:
-    out = ""
-    for part in loc:
-        if part.isdigit():
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + part
-    return out or "(top level)"
-
-
-def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
-    current: Any = model
-    for part in loc:
-        if part.isdigit():
-            continue
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            break
-        annotation = field.annotation
-        args = getattr(annotation, "__args__", ())
-        candidates = [annotation, *args]
-        models = (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel))
-        nxt = next(models, None)
-        if nxt is None:
-            break
-        current = nxt
-    return sorted(getattr(current, "model_fields", {}))
-
-
-def _resolve_paths(config: Config, base: Path) -> Config:
-    def resolve(p: Path) -> Path:
-        p = p.expanduser()
-        return p if p.is_absolute() else (base / p)
-
-    config.database.path = resolve(config.database.path)
-    if config.log.dir is not None:
-        config.log.dir = resolve(config.log.dir)
-    if config.state.dir is not None:
-        config.state.dir = resolve(config.state.dir)
-    if config.store.dir is not None:
-        config.store.dir = resolve(config.store.dir)
-    return config
-
-
-@dataclass(frozen=True, slots=True)
-class Override:
-    """A value from the command line that wins over the file: ``key`` is dotted
-    (``"dashboard.port"``), ``flag`` names it in error messages (``"--port"``)."""
-
-    key: str
-    value: Any
-    flag: str
-
-
-def _with_overrides(data: Mapping[str, Any], overrides: Sequence[Override]) -> dict[str, Any]:
-    merged: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v
-                              for k, v in data.items()}
-    for item in overrides:
-        section, _, key = item.key.partition(".")
-        table = merged.setdefault(section, {})
-        if not isinstance(table, dict):
-            raise ConfigError(f"{item.flag}: [{section}] in the config file is not a table")
-        table[key] = str(item.value) if isinstance(item.value, Path) else item.value
-    return merged
-
-
-def parse_config(data: Mapping[str, Any], *, source: str = "<config>", base: Path,
-                 overrides: Sequence[Override] = ()) -> Config:
-    """Validate a TOML-shaped mapping with the command line's ``overrides`` on top;
-    relative paths resolve against ``base`` (an override's path is made absolute first)."""
-    try:
-        config = Config.model_validate(_with_overrides(data, overrides))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = _dotted([str(p) for p in first.get("loc", ())])
-        for item in overrides:
-            if item.key == key:
-                msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-                raise ConfigError(f"{item.flag}: {msg} (got {item.value!r})") from None
-        raise ConfigError(_describe_error(source, first, Config)) from None
-    return _resolve_paths(config, base)
-
-
-def load_config(
-    explicit: Path | None = None, *, db_override: Path | None = None,
-    overrides: Sequence[Override] = (), cwd: Path | None = None,
-) -> LoadedConfig:
-    """Find, read and validate the configuration, built once with the command line's
-    ``overrides`` (``db_override`` is ``--db``) and never changed afterwards."""
-    given = list(overrides)
-    if db_override is not None:
-        given.append(Override("database.path", absolute(db_override), "--db"))
-    given = [Override(o.key, absolute(o.value), o.flag) if isinstance(o.value, Path) else o
-             for o in given]
-    source = discover_config_file(explicit, cwd)
-    if source is None:
-        config = parse_config({}, source="(defaults)", base=cwd or Path.cwd(), overrides=given)
-        return LoadedConfig(config=config, source=None)
-    try:
-        raw = source.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: config file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{source}: is a folder, not a config file") from None
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read config file: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-        data = tomllib.loads(text)
-    except UnicodeDecodeError:
-        raise ConfigError(f"{source}: not UTF-8 text; save the file as UTF-8") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: TOML syntax error: {exc}") from None
-    config = parse_config(data, source=str(source), base=absolute(source).parent,
-                          overrides=given)
-    return LoadedConfig(config=config, source=source)
