@@ -2,7 +2,9 @@
 
 It serves the snapshot the store's pointer names (published by a running agent or by
 ``pdh check``) and follows the pointer on every request; 503 until something has been
-published. ``/hub/...`` answers 503.
+published. ``/hub/...`` answers 503. With ``[api] processes`` > 1 (``--processes``),
+that many processes accept on one socket, each with its own cache, under uvicorn's
+supervisor: a process that dies is replaced.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from agent.cli_support import (
     EXIT_OK,
     EXIT_PROBLEM,
     EXIT_USAGE,
+    Override,
     add_server_command,
     load,
     server_overrides,
@@ -22,8 +25,11 @@ from agent.cli_support import (
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    add_server_command(sub, common, "api", "serve the data API alone (no hub, no healing)",
-                       cmd_api)
+    p = add_server_command(sub, common, "api", "serve the data API alone (no hub, no healing)",
+                           cmd_api)
+    p.add_argument("--processes", type=int,
+                   help="processes that serve, 1..32 (default: [api] processes, 1); one "
+                        "per core serves the most")
 
 
 def cmd_api(args: argparse.Namespace) -> int:
@@ -31,7 +37,10 @@ def cmd_api(args: argparse.Namespace) -> int:
     from api.server import BindError, run_standalone
     from core.logs import setup_logging
 
-    config = load(args, server_overrides(args, "api")).config
+    overrides = server_overrides(args, "api")
+    if args.processes is not None:
+        overrides.append(Override("api.processes", args.processes, "--processes"))
+    config = load(args, overrides).config
     problem = startup_problem(config.api)
     if problem is not None:
         print(f"pdh: {problem}", file=sys.stderr)

@@ -12,10 +12,16 @@ import contextlib
 import errno
 import logging
 import math
+import multiprocessing
 import os
+import signal
 import socket
+import threading
+import time
 from collections.abc import Callable, Generator
+from ctypes import c_byte
 from functools import partial
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,12 +29,14 @@ import anyio
 import uvicorn
 from anyio.abc import TaskStatus
 from fastapi import FastAPI
+from uvicorn.supervisors import Multiprocess
 
 from api.app import create_app
 from api.data import DataSource, Query
 from api.security import startup_problem
 from core.config import Config
 from core.eventlog import EventName
+from core.logs import setup_logging
 from core.state import ServerState, ServerStatus
 from core.store import Published
 
@@ -40,6 +48,7 @@ log = logging.getLogger(__name__)
 SERVER_NAME = "api"
 BIND_RETRY_MAX = 60.0  # s: [api] bind_retry doubles up to this
 GRACEFUL_SHUTDOWN = 3.0  # s for open requests (a long CSV) before they are cut
+STOP_CHECK_S = 0.25  # s: how often a pdh api process looks at its stop flag and supervisor
 
 
 class BindError(OSError):
@@ -104,9 +113,14 @@ class HubServer(uvicorn.Server):
             yield
 
 
-def uvicorn_config(app: FastAPI, config: Config) -> uvicorn.Config:
+def uvicorn_config(app: FastAPI | Callable[[], FastAPI], config: Config, *,
+                   processes: int = 1) -> uvicorn.Config:
+    """uvicorn's settings for ``app`` (an app, or with ``processes`` > 1 a picklable
+    factory each process calls)."""
     return uvicorn.Config(
         app,
+        factory=processes > 1,
+        workers=processes,
         host=config.api.host,
         port=config.api.port,
         log_config=None,  # the hub's logging setup applies
@@ -260,7 +274,8 @@ def install(hub: Hub) -> None:
 
 def run_standalone(config: Config, on_listening: Callable[[str], None] | None = None
                    ) -> str | None:
-    """``pdh api``: serve without a hub until Ctrl+C (uvicorn's own signal handling).
+    """``pdh api``: serve without a hub until Ctrl+C (uvicorn's own signal handling),
+    in ``[api] processes`` processes.
 
     Returns None after a clean stop, or what went wrong; :class:`BindError` if the
     address cannot be used.
@@ -270,12 +285,93 @@ def run_standalone(config: Config, on_listening: Callable[[str], None] | None = 
         raise BindError(problem)
     sock = bind_socket(config.api.host, config.api.port)
     url = url_of(sock)
-    app = create_app(config)
-    server = HubServer(uvicorn_config(app, config), own_signals=True)
 
     def listening() -> None:
-        log.info("API (standalone) listening on %s for %s", url, config.db_path)
+        log.info("API (standalone, %d process%s) listening on %s for %s",
+                 config.api.processes, "" if config.api.processes == 1 else "es", url,
+                 config.db_path)
         if on_listening is not None:
             on_listening(url)
 
+    if config.api.processes > 1:
+        return _run_processes(config, sock, listening)
+    app = create_app(config)
+    server = HubServer(uvicorn_config(app, config), own_signals=True)
     return anyio.run(serve_on, server, sock, listening, backend="asyncio")
+
+
+def process_app(config: Config, stop: c_byte) -> FastAPI:
+    """The app of one of ``pdh api``'s serving processes (each logs to its console). It
+    stops gracefully when ``stop`` is set or its supervisor is gone (killed, say), so
+    none is left holding the port."""
+    setup_logging(None, config.log.level)
+    parent = multiprocessing.parent_process()
+    threading.Thread(target=_stop_when, args=(stop, parent), name="pdh-api-stop",
+                     daemon=True).start()
+    return create_app(config)
+
+
+def _stop_when(stop: c_byte, parent: BaseProcess | None) -> None:
+    while not stop.value:
+        time.sleep(STOP_CHECK_S)
+        if parent is not None and not parent.is_alive():
+            log.warning("the pdh api supervisor (pid %s) is gone; this process stops",
+                        parent.pid)
+            break
+    signal.raise_signal(signal.SIGTERM)  # uvicorn's graceful stop, in the main thread
+    time.sleep(GRACEFUL_SHUTDOWN + 2)
+    os._exit(1)
+
+
+class _Processes(Multiprocess):
+    """uvicorn's supervisor of processes that accept on one socket: it replaces a
+    process that dies or hangs, and stops them all on Ctrl+C or SIGTERM. Here it also
+    says when every process serves, and it stops them through ``stop``, a flag in
+    shared memory they look at (uvicorn's own way on Windows, CTRL_BREAK_EVENT to the
+    child's pid, fails: the child is in the parent's console process group, not one of
+    its own; and a flag with a lock, as multiprocessing's Event, can be left locked
+    for good by a process killed while it looked)."""
+
+    def __init__(self, config: uvicorn.Config, sock: socket.socket, stop: c_byte,
+                 on_started: Callable[[], None]) -> None:
+        super().__init__(config, [sock])
+        self.stop = stop
+        self.on_started = on_started
+        self.asked_to_stop = False
+
+    def init_processes(self) -> None:
+        super().init_processes()
+        timeout = self.config.timeout_worker_healthcheck * 6
+        if all(p.wait_until_ready(timeout, self.should_exit) for p in self.processes):
+            self.on_started()
+
+    def handle_signals(self) -> None:
+        self.asked_to_stop = self.asked_to_stop or bool(self.signal_queue)
+        super().handle_signals()
+
+    def terminate_all(self) -> None:
+        self.stop.value = 1
+
+    def join_all(self) -> None:
+        deadline = time.monotonic() + GRACEFUL_SHUTDOWN + 5
+        for process in self.processes:
+            process.process.join(max(0.0, deadline - time.monotonic()))
+            if process.process.exitcode is None:
+                log.warning("API process %s did not stop in time; killed", process.pid)
+                process.kill()
+                process.process.join(5)
+
+
+def _run_processes(config: Config, sock: socket.socket,
+                   on_started: Callable[[], None]) -> str | None:
+    stop = multiprocessing.get_context("spawn").RawValue("b", 0)
+    app = partial(process_app, config, stop)
+    supervisor = _Processes(uvicorn_config(app, config, processes=config.api.processes),
+                            sock, stop, on_started)
+    try:
+        supervisor.run()
+    finally:
+        sock.close()
+    if supervisor.asked_to_stop:
+        return None
+    return "an API process could not start (its messages are above); the API stopped"

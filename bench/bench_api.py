@@ -9,7 +9,8 @@ What it measures (printed as tables, nothing is written to the repo):
 (a) The records query (one item, one month, 100 rows, JSON) under wrk, 8 connections:
     distinct filters (every request another item/month/shift/order, in the Lua
     script's rotation: cache misses) and one repeated query, on our API (``pdh api``,
-    one uvicorn process, serving the snapshot ``check_once`` published into the store).
+    one uvicorn process, serving the snapshot ``check_once`` published into the store;
+    then the same in ``--processes`` processes, ``[api] processes``).
     Against (i) the physical limit: bare python ``sqlite3``, one persistent connection
     per thread (``mode=ro&immutable=1`` as the API's pool), 1 and 8 threads (the faster
     is the limit; ``--raw-threads``), the same SQL as
@@ -278,17 +279,18 @@ def raw_sqlite(snapshot: Path, items: list[str], months: list[tuple[str, str]], 
 
 
 def write_config(folder: Path, db: Path, port: int, *, settle_interval: float = 5.0,
-                 settle_checks: int = 3) -> Path:
-    """A config whose store, logs and state are all inside ``folder``."""
+                 settle_checks: int = 3, processes: int = 1, store: Path | None = None
+                 ) -> Path:
+    """A config whose store (unless ``store``), logs and state are inside ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     toml = folder / "pdh.toml"
     toml.write_text(
         f'[database]\npath = "{db.as_posix()}"\n'
         f"[watch]\nsettle_interval = {settle_interval}\nsettle_checks = {settle_checks}\n"
-        f'[api]\nport = {port}\n[dashboard]\nenabled = false\n'
+        f'[api]\nport = {port}\nprocesses = {processes}\n[dashboard]\nenabled = false\n'
         f'[log]\ndir = "{(folder / "logs").as_posix()}"\nlevel = "WARNING"\n'
         f'[state]\ndir = "{(folder / "state").as_posix()}"\n'
-        f'[store]\ndir = "{(folder / "store").as_posix()}"\n',
+        f'[store]\ndir = "{(store or folder / "store").as_posix()}"\n',
         encoding="utf-8",
     )
     return toml
@@ -485,6 +487,9 @@ def main() -> int:
     parser.add_argument("--warm", type=int, default=200, help="warm requests per query")
     parser.add_argument("--hub-settle-interval", type=float, default=0.5)
     parser.add_argument("--hub-settle-checks", type=int, default=2)
+    parser.add_argument("--processes", type=int, default=max(2, os.cpu_count() or 1),
+                        help="[api] processes of the second pdh api run (default: one per "
+                             "core, at least 2); the first runs in one")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--datasette-venv", type=Path, default=Path("/tmp/dsvenv"))
     parser.add_argument("--no-datasette", action="store_true")
@@ -565,6 +570,22 @@ def run(args: argparse.Namespace, work: Path) -> int:
             results[f"raw sqlite3 {n} thr"] = raw_sqlite(
                 snapshot, items, months, seconds=args.seconds, threads=n)
         results["ours repeated"] = wrk(url_of(port) + ours_path, **load)
+    finally:
+        stop(proc)
+    # The same on pdh api in one process per core ([api] processes), right after.
+    many = write_config(work / "processes", db, port, processes=args.processes,
+                        store=config.store_dir)
+    proc = start_ours(many, port)
+    try:
+        status, body, _, served = get(port, ours_path)
+        assert status == 200 and served == version, (status, served, body[:200])
+        same["processes"] = [r["record_id"] for r in json.loads(body)["records"]] == ours_ids
+        wrk(url_of(port) + ours_path, seconds=2, connections=args.connections,
+            threads=args.threads)  # warm-up
+        results[f"ours distinct, {args.processes} proc"] = wrk(url_of(port), script=script,
+                                                             **load)
+        results[f"ours repeated, {args.processes} proc"] = wrk(url_of(port) + ours_path,
+                                                             **load)
     finally:
         stop(proc)
     phases["load"] = time.perf_counter() - t_phase
@@ -674,23 +695,26 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, Any]],
           f"-c{args.connections} -d{args.seconds:g}s on loopback; raw = bare sqlite3, "
           "N threads with a connection each, same SQL/params/rotation/seconds, same "
           "snapshot; the limit is the fastest N")
-    print(f"{'run':<24}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}"
+    print(f"{'run':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}"
           f"{'non-2xx':>9}  load avg")
     raws = [f"raw sqlite3 {n} thr" for n in raw_threads(args)]
-    for name in ("ours distinct", *raws, "datasette distinct",
-                 "ours repeated", "datasette repeated"):
+    many = f"{args.processes} proc"
+    for name in ("ours distinct", f"ours distinct, {many}", *raws, "datasette distinct",
+                 "ours repeated", f"ours repeated, {many}", "datasette repeated"):
         r = results.get(name)
         if r:
-            print(f"{name:<24}{r['rps']:>9.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+            print(f"{name:<28}{r['rps']:>9.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
                   f"{r['requests']:>10}{r['errors']:>9}  {r['load']}"
                   + (f"  ({r['socket_errors']})" if r["socket_errors"] else ""))
-    ours = results["ours distinct"]["rps"]
     best = max(raws, key=lambda name: results[name]["rps"])
     raw = results[best]
-    ratio = ours / raw["rps"]
-    print(f"ours / raw sqlite3 (the fastest, {best[12:]}), distinct: {ratio:.2f} (target >= 0.6: "
-          f"{'met' if ratio >= 0.6 else 'MISSED'}); rotation of {raw['cycle']:,} distinct "
-          f"queries; same 100 record ids: {same['raw']}")
+    for run, label in (("ours distinct", "1 process"),
+                       (f"ours distinct, {many}", f"[api] processes = {args.processes}")):
+        ratio = results[run]["rps"] / raw["rps"]
+        print(f"ours ({label}) / raw sqlite3 (the fastest, {best[12:]}), distinct: "
+              f"{ratio:.2f} (target >= 0.6: {'met' if ratio >= 0.6 else 'MISSED'})")
+    print(f"rotation of {raw['cycle']:,} distinct queries; same 100 record ids: raw "
+          f"{same['raw']}, {many} {same['processes']}")
     if "datasette distinct" in results:
         for kind, target in (("distinct", 10.0), ("repeated", None)):
             x = results[f"ours {kind}"]["rps"] / results[f"datasette {kind}"]["rps"]

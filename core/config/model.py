@@ -117,6 +117,10 @@ class ApiConfig(_Section):
     # hands the GIL over at every row, and two such reads in one process at once run
     # slower together than one after the other (docs/benchmarks.md, issue 10).
     record_readers: int = Field(1, ge=1, le=32, description="threads for /records reads")
+    # Processes that serve ``pdh api`` (the API alone), accepting on one socket: one
+    # process has one GIL, so a second core serves only with a second process (the
+    # hub's own API is one process).
+    processes: int = Field(1, ge=1, le=32, description="processes serving pdh api")
     bind_retry: float = Field(5.0, gt=0, description="s before a busy port is tried "
                               "again, doubling up to 60 s")
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -12,6 +13,8 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -19,6 +22,7 @@ from typing import Any
 
 import anyio
 import httpx
+import psutil
 import pytest
 from fastapi import HTTPException
 
@@ -31,6 +35,7 @@ from core.dbfile import look
 from core.erp.erpsim import ExportMode, simulate_export, write_garbage
 from core.eventlog import iso
 from core.state import HubState, ServerState, StatusSnapshot
+from core.store import Store
 from tests.api.conftest import (
     V1,
     LiveServer,
@@ -543,3 +548,142 @@ def test_pdh_api_refuses_public_host_without_token(tmp_path: Path, small_db: Pat
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "api.token" in err and "Traceback" not in err
+
+
+def _serving_children(proc: subprocess.Popen[str]) -> set[int]:
+    """The pids of pdh api's serving processes (uvicorn's supervisor's spawned children,
+    not multiprocessing's resource tracker; not one that died and is not reaped yet)."""
+    pids = set()
+    for child in psutil.Process(proc.pid).children():
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                pids.add(child.pid)
+        except psutil.Error:  # a zombie, or gone
+            pass
+    return pids
+
+
+def _open_files(pid: int) -> set[str]:
+    try:
+        return {f.path for f in psutil.Process(pid).open_files()}
+    except psutil.NoSuchProcess:
+        return set()
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_pdh_api_in_processes(tmp_path: Path, small_db: Path,
+                              stop_signal: signal.Signals) -> None:
+    """``pdh api --processes 2``: two processes accept on one port and both serve (each
+    reads the published snapshot); a new publish is served by each on the next request;
+    one killed is replaced while the other serves; Ctrl+C (systemd's SIGTERM) stops all
+    within seconds."""
+    config = published_config(tmp_path, small_db)
+    first = current(config)
+    port = free_port()
+    proc = _pdh("api", "--db", str(small_db), "--port", str(port), "--processes", "2",
+                config=config)
+    base = f"http://127.0.0.1:{port}{V1}"
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # printed once both processes serve
+        assert f"http://127.0.0.1:{port}" in line, line
+        children = _serving_children(proc)
+        assert len(children) == 2, children
+        snapshot = str(Store(config.store_dir).path_of(first))
+
+        def load(until: Any, timeout: float = 30) -> list[httpx.Response]:
+            """Requests on new connections from 4 threads until ``until()`` holds."""
+            answers: list[httpx.Response] = []
+            deadline = time.monotonic() + timeout
+
+            def client() -> None:
+                while not until() and time.monotonic() < deadline:
+                    answers.append(httpx.get(f"{base}/records?limit=5", timeout=10))
+
+            threads = [threading.Thread(target=client) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert until(), f"not within {timeout:g} s"
+            return answers
+
+        answers = load(lambda: all(snapshot in _open_files(pid) for pid in children))
+        assert {(r.status_code, r.headers["x-db-version"]) for r in answers} == {
+            (200, first.version)}
+
+        simulate_export(small_db, ExportMode.REPLACE, rows=1500, seconds=0.0, seed=8, days=30)
+        second = publish(config)
+        after = [httpx.get(f"{base}/kpis", timeout=10) for _ in range(20)]
+        assert {(r.status_code, r.headers["x-db-version"], r.json()["records"])
+                for r in after} == {(200, second.version, 1500)}
+
+        victim = min(children)
+        os.kill(victim, signal.SIGKILL)
+        replaced: set[int] = set()
+
+        def replacement() -> bool:
+            replaced.update(_serving_children(proc) - children)
+            return bool(replaced)
+
+        answers = load(replacement)
+        assert {r.status_code for r in answers} <= {200}  # the other one served meanwhile
+        assert len(_serving_children(proc)) == 2
+        alive = _serving_children(proc)
+    finally:
+        proc.send_signal(stop_signal)
+        try:
+            out, err = proc.communicate(timeout=15)
+        finally:
+            _kill_tree(proc)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "did not stop in time" not in err, err
+    psutil.wait_procs([psutil.Process(pid) for pid in alive if psutil.pid_exists(pid)],
+                      timeout=5)
+    assert not any(psutil.pid_exists(pid) for pid in alive)
+
+
+def _kill_tree(proc: subprocess.Popen[str]) -> None:
+    """Whatever is left of ``proc`` and its children (a test that failed half-way)."""
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+    proc.kill()
+    proc.communicate(timeout=10)
+
+
+def test_pdh_api_processes_stop_when_their_supervisor_is_killed(
+        tmp_path: Path, small_db: Path) -> None:
+    """SIGKILL to ``pdh api --processes 2`` (no chance to stop its children): each serving
+    process notices and stops, so none keeps the port."""
+    config = published_config(tmp_path, small_db)
+    port = free_port()
+    proc = _pdh("api", "--db", str(small_db), "--port", str(port), "--processes", "2",
+                config=config)
+    children: list[psutil.Process] = []
+    try:
+        assert proc.stdout is not None
+        assert f"http://127.0.0.1:{port}" in proc.stdout.readline()
+        children = [psutil.Process(pid) for pid in _serving_children(proc)]
+        assert len(children) == 2
+        proc.kill()
+        proc.wait(10)
+        gone, alive = psutil.wait_procs(children, timeout=15)
+        assert not alive, alive
+        proc.communicate(timeout=10)  # the pipes: no process holds them now
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}{V1}/health", timeout=5)
+    finally:
+        _kill_tree(proc)
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+
+
+def test_pdh_api_processes_out_of_range(tmp_path: Path, small_db: Path) -> None:
+    config = make_config(tmp_path, db=small_db)
+    proc = _pdh("api", "--db", str(small_db), "--processes", "0", config=config)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2, err
+    assert "--processes" in err and "Traceback" not in err

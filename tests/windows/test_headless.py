@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.windows.conftest import dashboard_process, free_port, write_config
@@ -186,3 +187,43 @@ def test_a_killed_hub_leaves_no_dashboard_behind(wine: Wine, wdir: Path) -> None
                "the orphaned dashboard gone", timeout=30)
     with socket.socket() as s:
         s.bind(("127.0.0.1", dash_port))  # free again
+
+
+def _spawned_windows_pythons() -> list[psutil.Process]:
+    """(The Linux view of) the Windows Pythons multiprocessing spawned (the suite runs
+    one Wine program at a time, so these are the pdh api's)."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            cmdline = " ".join(proc.info["cmdline"] or [])
+        except psutil.Error:
+            continue
+        if proc.info["name"] == "python.exe" and "spawn_main" in cmdline:
+            found.append(proc)
+    return found
+
+
+def test_pdh_api_in_two_processes(wine: Wine, wdir: Path) -> None:
+    """``pdh api --processes 2`` on Windows: uvicorn's supervisor spawns two Windows
+    processes that share the listening socket (multiprocessing hands it over with
+    WSADuplicateSocket); both answer, and Ctrl-C stops them all."""
+    db = winpath(wdir / "hub.db")
+    assert wine.run(PDH, "demo-db", db, "--rows", "3000").returncode == 0
+    port = free_port()
+    write_config(wdir, api_port=port)
+    assert wine.run(PDH, "check", "--config", winpath(wdir / "pdh.toml")).returncode == 0
+    api = wine.start_process(PY, "-m", "agent", "api", "--processes", "2", "--config",
+                             winpath(wdir / "pdh.toml"), name="api")
+    api.wait_for_line(r"Production Data Hub API on http://127\.0\.0\.1:\d+", timeout=120)
+    serving = _spawned_windows_pythons()
+    assert len(serving) == 2, api.output()[-3000:]
+    for _ in range(20):
+        r = httpx.get(f"http://127.0.0.1:{port}/api/v1/records?limit=5", timeout=10,
+                      trust_env=False)
+        assert r.status_code == 200 and len(r.json()["records"]) == 5
+    api.interrupt()
+    assert api.wait(20) == 0, api.output()[-3000:]
+    wait_until(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+                               for p in serving), "the serving processes to end", 15)
+    assert "Traceback" not in api.output(), api.output()[-3000:]
+    assert "did not stop in time" not in api.output()  # they stopped, not killed
