@@ -241,6 +241,10 @@ def install(hub: Hub) -> None:
     if not config.api.enabled:
         hub.register_server(SERVER_NAME, ServerStatus(state=ServerState.DISABLED))
         return
+    if config.api.processes > 1:
+        log.warning("[api] processes = %d is for pdh api alone; the hub's API serves in "
+                    "its own process (docs/operations.md, \"Many readers\")",
+                    config.api.processes)
     app = create_app(config, hub=hub)
     source: DataSource = app.state.source
     hub.add_service(partial(api_service, app=app))

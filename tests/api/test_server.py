@@ -41,6 +41,7 @@ from tests.api.conftest import (
     LiveServer,
     api_source,
     api_url,
+    build_api_hub,
     current,
     events,
     fetch_all,
@@ -679,6 +680,18 @@ def test_pdh_api_processes_stop_when_their_supervisor_is_killed(
         for child in children:
             with contextlib.suppress(psutil.Error):
                 child.kill()
+
+
+def test_the_hub_says_processes_are_for_pdh_api_alone(
+        tmp_path: Path, small_db: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``[api] processes`` in a hub's config: the hub's API stays in its process, and the
+    log says so instead of ignoring the setting silently."""
+    caplog.set_level("WARNING", logger="api.server")
+    build_api_hub(hub_config(tmp_path, small_db, processes=2))
+    assert "[api] processes = 2 is for pdh api alone" in caplog.text
+    caplog.clear()
+    build_api_hub(hub_config(tmp_path, small_db))
+    assert "processes" not in caplog.text
 
 
 def test_pdh_api_processes_out_of_range(tmp_path: Path, small_db: Path) -> None:
