@@ -81,13 +81,20 @@ def write_config(folder: Path, *, db: str = "hub.db", api_port: int | None = Non
 __all__ = ["free_port", "winpath", "write_config"]
 
 
-def dashboard_process(port: int) -> psutil.Process | None:
-    """The (Linux view of the) Windows process serving a dashboard on ``port``, if any."""
+def processes_with(*parts: str) -> list[psutil.Process]:
+    """(The Linux view of) the running processes whose command line holds every one of
+    ``parts`` (gone and zombie ones left out: their command line cannot be read)."""
+    found = []
     for proc in psutil.process_iter(["cmdline"]):
         try:
             cmdline = " ".join(proc.info["cmdline"] or [])
         except psutil.Error:
             continue
-        if "dashboard.serve" in cmdline and f"--server.port {port}" in cmdline:
-            return proc
-    return None
+        if cmdline and all(part in cmdline for part in parts):
+            found.append(proc)
+    return found
+
+
+def dashboard_process(port: int) -> psutil.Process | None:
+    """The (Linux view of the) Windows process serving a dashboard on ``port``, if any."""
+    return next(iter(processes_with("dashboard.serve", f"--server.port {port}")), None)

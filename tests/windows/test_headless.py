@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.windows.conftest import dashboard_process, free_port, write_config
+from tests.windows.conftest import dashboard_process, free_port, processes_with, write_config
 from tests.windows.wine import PDH, PY, Wine, WineProcess, wait_until, winpath
 
 pytestmark = pytest.mark.slow
@@ -190,17 +190,9 @@ def test_a_killed_hub_leaves_no_dashboard_behind(wine: Wine, wdir: Path) -> None
 
 
 def _spawned_windows_pythons() -> list[psutil.Process]:
-    """(The Linux view of) the Windows Pythons multiprocessing spawned (the suite runs
-    one Wine program at a time, so these are the pdh api's)."""
-    found = []
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        try:
-            cmdline = " ".join(proc.info["cmdline"] or [])
-        except psutil.Error:
-            continue
-        if proc.info["name"] == "python.exe" and "spawn_main" in cmdline:
-            found.append(proc)
-    return found
+    """The Windows Pythons multiprocessing spawned (the suite runs one Wine program at a
+    time, so these are the pdh api's)."""
+    return processes_with("python.exe", "spawn_main")
 
 
 def test_pdh_api_in_two_processes(wine: Wine, wdir: Path) -> None:
@@ -223,7 +215,6 @@ def test_pdh_api_in_two_processes(wine: Wine, wdir: Path) -> None:
         assert r.status_code == 200 and len(r.json()["records"]) == 5
     api.interrupt()
     assert api.wait(20) == 0, api.output()[-3000:]
-    wait_until(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-                               for p in serving), "the serving processes to end", 15)
+    wait_until(lambda: not _spawned_windows_pythons(), "the serving processes to end", 15)
     assert "Traceback" not in api.output(), api.output()[-3000:]
     assert "did not stop in time" not in api.output()  # they stopped, not killed
