@@ -28,7 +28,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from agent.instance import AlreadyRunning, InstanceInfo, InstanceLock, instance_key
+from agent.instance import AlreadyRunning, InstanceInfo, hub_lock
 from agent.tray import Tray, TrayBackend
 from agent.tray_texts import APP_TITLE, Language, resolve_language, t
 from agent.tray_view import Action, MenuEntry, TrayView, present
@@ -204,8 +204,7 @@ def run_attached(config: Config, backend: TrayBackend, hub: InstanceInfo, *,
     from agent.autostart import launch_command, login_item
 
     assert hub.api_url is not None
-    key = instance_key(config_source, config.db_path)
-    lock = InstanceLock(config.state_dir, f"{key}-tray")
+    lock = hub_lock(config, role="tray")
     try:
         lock.acquire(InstanceInfo(pid=os.getpid(), mode="tray", api_url=hub.api_url),
                      wait_info_s=0.5)

@@ -7,13 +7,18 @@ dashboard (``pdh run``) is supervised instead; see :mod:`agent.dashboard_service
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from agent.cli_support import add_server_command, load, server_overrides
 from core.net import base_url
+from core.proctree import SIGKILL, SIGSTOP, group_options, signal_group
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -27,24 +32,67 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     config = load(args, server_overrides(args, "dashboard")).config
     argv = streamlit_argv(sys.executable, config)
-    env = {**os.environ, **config_env(config, parent_pid=os.getpid())}
+    env = {**os.environ, **config_env(config, parent_pid=os.getpid(), stop_on_eof=True)}
     where = base_url(config.dashboard.host, config.dashboard.port)
     print(f"dashboard for {config.db_path} on {where}/ (Ctrl+C stops it)", flush=True)
     exposed = exposure(config)
     if exposed:
         print(f"pdh: {exposed}", flush=True)
     try:
-        child = subprocess.Popen(argv, env=env)
+        # Its own process group: a stop (Ctrl+C, SIGTERM, a console event) comes to this
+        # process alone, which passes it on once, as the hub's supervisor does.
+        child = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, **group_options())
     except OSError as exc:
         print(f"pdh: cannot start streamlit: {exc}", file=sys.stderr)
         return 1
+    stopping = threading.Event()
+    with _stop_requests(lambda why: stopping.set()):
+        while child.poll() is None and not stopping.wait(_POLL_S):
+            pass
+        if child.poll() is not None:
+            return child.returncode
+        return _stop(child)
+
+
+_POLL_S = 0.1  # how often the foreground loop looks at the child and the stop request
+STOP_TIMEOUT_S = 10.0  # for Streamlit's clean stop, before the last resort
+
+
+def _stop(child: subprocess.Popen[bytes]) -> int:
+    """Ask the child to stop (the end of its stdin; SIGTERM to its group, or
+    CTRL_BREAK_EVENT on Windows); kill it only if it has not stopped in time."""
+    if child.stdin is not None:
+        with contextlib.suppress(OSError):
+            child.stdin.close()
+    signal_group(child, SIGSTOP)
     try:
-        return child.wait()
-    except KeyboardInterrupt:
-        # Ctrl+C reached the child too (same process group): let it stop cleanly.
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        return 130
+        child.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        print(f"pdh: the dashboard did not stop within {STOP_TIMEOUT_S:g} s; killing it",
+              file=sys.stderr, flush=True)
+        signal_group(child, SIGKILL)
+        child.wait()
+        return 1
+    return 0
+
+
+@contextlib.contextmanager
+def _stop_requests(request_stop: Callable[[str], None]) -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM (Windows: the console's control events) call
+    ``request_stop`` instead of ending this process."""
+    if sys.platform == "win32":
+        from agent.winsession import console_stop_handler
+
+        with console_stop_handler(request_stop):
+            yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        request_stop(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -123,15 +123,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from agent.instance import AlreadyRunning, InstanceInfo
     from core.checkonce import check_once
+    from core.layout import adopt_legacy
 
     loaded = _load(args)
     config = loaded.config
     lock = _store_lock(loaded)
     try:
-        lock.acquire(InstanceInfo(pid=os.getpid()), wait_info_s=0.5)
+        lock.acquire(InstanceInfo(pid=os.getpid(), db=str(config.db_path)), wait_info_s=0.5)
     except AlreadyRunning as exc:
         # One writer per store: the running agent checks, heals and publishes.
-        asked = _ask_agent(config, "POST", "/hub/check")
+        asked = _ask_agent(config, exc.info, "POST", "/hub/check")
         if asked is None:
             who = exc.info.describe() if exc.info else "pid unknown"
             print(f"pdh: an agent is running for this database ({who}) and owns the "
@@ -142,6 +143,7 @@ def cmd_check(args: argparse.Namespace) -> int:
               f"(state {asked.get('state')}); see pdh status")
         return 0
     with lock:
+        adopt_legacy(config, loaded.source)
         outcome = check_once(config, heal_it=not args.no_heal)
     if args.json:
         print(json.dumps(outcome, ensure_ascii=False, indent=2))
@@ -163,15 +165,16 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     from agent.instance import AlreadyRunning, InstanceInfo
     from core.eventlog import EventLog
+    from core.layout import adopt_legacy
     from core.publisher import Publisher, PublishRefused
 
     loaded = _load(args)
     config = loaded.config
     lock = _store_lock(loaded)
     try:
-        lock.acquire(InstanceInfo(pid=os.getpid()), wait_info_s=0.5)
-    except AlreadyRunning:
-        answer = _ask_agent(config, "POST", "/hub/publish", {"force": True})
+        lock.acquire(InstanceInfo(pid=os.getpid(), db=str(config.db_path)), wait_info_s=0.5)
+    except AlreadyRunning as exc:
+        answer = _ask_agent(config, exc.info, "POST", "/hub/publish", {"force": True})
         if answer is None:
             print("pdh: an agent is running for this database, and its API did not answer; "
                   "use Publish anyway in its tray menu or dashboard", file=sys.stderr)
@@ -190,6 +193,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         return f"published {published.rows:,} records as {published.version}"
 
     with lock:
+        adopt_legacy(config, loaded.source)
         try:
             print(anyio.run(run, backend="asyncio"))
         except PublishRefused as exc:
@@ -200,21 +204,21 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def _store_lock(loaded: Any) -> Any:
     """The running agent's own lock: whoever holds it is the one writer of the store."""
-    from agent.instance import InstanceLock, instance_key
+    from agent.instance import hub_lock
 
-    config = loaded.config
-    return InstanceLock(config.state_dir, instance_key(loaded.source, config.db_path))
+    return hub_lock(loaded.config)
 
 
-def _ask_agent(config: Any, method: str, route: str,
+def _ask_agent(config: Any, holder: Any, method: str, route: str,
                body: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """A control call to the running agent's API on this machine; None if it does not
-    answer as an agent. Errors it answers with come back as ``{"detail": ...}``."""
+    """A control call to the API of ``holder`` (the :class:`InstanceInfo` of the hub that
+    holds this database's lock, which says where its API answers); None if it has none or
+    does not answer as an agent. Errors it answers with come back as ``{"detail": ...}``."""
     import httpx
 
-    if not config.api.enabled:
+    base = holder.api_url if holder is not None else None
+    if not base:
         return None
-    base = base_url(config.api.host, config.api.port)
     headers = {"Authorization": f"Bearer {config.api.token}"} if config.api.token else {}
     try:
         response = httpx.request(method, f"{base}/api/v1{route}",

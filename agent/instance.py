@@ -1,27 +1,32 @@
-"""One agent per configuration: an OS file lock in the state dir.
+"""One hub per database: an OS file lock keyed on the database file alone.
 
-The lock file is keyed on the resolved config path and database path, so two agents
-for two different databases can run side by side. The holder writes its pid and
-dashboard URL to a small JSON file beside the lock, which a second ``pdh run`` reads to
-say where the running agent is. The lock is the OS's (``fcntl.flock`` / ``msvcrt``):
-it dies with its process, so a lock left by a crashed agent never blocks a new start.
+The key is :func:`core.paths.database_key` (the absolute path; letter case folded on
+Windows), so two hubs for two databases run side by side, and a second hub for the same
+database is refused whatever its config. The lock is taken in the user's lock folder
+(:func:`core.config.lock_dir`), where every config of this user meets, and also in an
+explicit ``[state] dir`` (where a service and a user's tray that share a config meet).
+The holder writes its pid and URLs to a small JSON file beside each lock, which a second
+``pdh run`` reads to say where the running hub is. The lock is the OS's
+(``fcntl.flock`` / ``msvcrt``): it dies with its process, so a lock left by a crashed
+agent never blocks a new start.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from core.config import Config, lock_dir
 from core.eventlog import iso, utcnow
-from core.paths import absolute
+from core.paths import absolute, database_key
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +44,11 @@ class InstanceInfo:
     api_url: str | None = None  # where its API answers on this computer (None: off)
 
     def describe(self) -> str:
-        where = self.dashboard_url or "dashboard off"
-        return f"pid {self.pid}, {where}"
+        parts = [f"pid {self.pid}"]
+        if self.config:
+            parts.append(f"config {self.config}")
+        parts.append(self.dashboard_url or "dashboard off")
+        return ", ".join(parts)
 
     @property
     def headless(self) -> bool:
@@ -49,21 +57,22 @@ class InstanceInfo:
 
 
 class AlreadyRunning(Exception):
-    """Another agent holds the lock for this configuration."""
+    """Another agent holds the lock for this database."""
 
     def __init__(self, info: InstanceInfo | None) -> None:
         self.info = info
         where = info.describe() if info else "pid unknown"
-        super().__init__(f"already running ({where})")
+        of = f" for {info.db}" if info and info.db else ""
+        super().__init__(f"already running{of} ({where})")
 
 
-def instance_key(config_source: Path | None, db_path: Path) -> str:
-    """A short, stable key for one configuration (config file + database)."""
-    parts = [str(absolute(config_source)) if config_source else "<defaults>",
-             str(absolute(db_path))]
-    if sys.platform == "win32":  # paths are case-insensitive there
-        parts = [p.lower() for p in parts]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+def hub_lock(config: Config, role: str = "hub") -> InstanceLock:
+    """The lock of ``config``'s database for ``role`` ("hub": the one hub; "tray": the one
+    tray attached to it)."""
+    dirs = [lock_dir()]
+    if config.state.dir is not None and absolute(config.state.dir) != absolute(dirs[0]):
+        dirs.append(config.state.dir)
+    return InstanceLock(dirs, f"{role}-{database_key(config.db_path)}")
 
 
 def _lock(fh: IO[bytes]) -> bool:
@@ -100,56 +109,60 @@ def _unlock(fh: IO[bytes]) -> None:
 
 
 class InstanceLock:
-    """``acquire()`` or :class:`AlreadyRunning`; ``release()`` (or leave the ``with``)."""
+    """``acquire()`` or :class:`AlreadyRunning`; ``release()`` (or leave the ``with``).
 
-    def __init__(self, state_dir: Path, key: str) -> None:
-        self.lock_path = state_dir / f"agent-{key}.lock"
-        self.info_path = state_dir / f"agent-{key}.json"
-        self._fh: IO[bytes] | None = None
+    Held in each of ``dirs`` (all or none: a lock file a folder apiece, the same key)."""
+
+    def __init__(self, dirs: Path | Sequence[Path], key: str) -> None:
+        folders = [dirs] if isinstance(dirs, Path) else list(dirs)
+        self.lock_paths = [folder / f"{key}.lock" for folder in folders]
+        self.info_paths = [folder / f"{key}.json" for folder in folders]
+        self._held: list[IO[bytes]] = []
+
+    @property
+    def lock_path(self) -> Path:
+        return self.lock_paths[0]
+
+    @property
+    def info_path(self) -> Path:
+        return self.info_paths[0]
 
     def acquire(self, info: InstanceInfo, *, wait_info_s: float = 2.0) -> None:
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fh = self.lock_path.open("a+b")  # never truncate: the holder may be writing
-        if not _lock(fh):
-            fh.close()
-            raise AlreadyRunning(self._read_other(wait_info_s))
-        self._fh = fh
-        try:
-            self.write_info(info)
-        except OSError as exc:  # the lock is what counts; the info only helps others
-            log.warning("cannot write %s: %s", self.info_path, exc)
+        for lock_path, info_path in zip(self.lock_paths, self.info_paths, strict=True):
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            fh = lock_path.open("a+b")  # never truncate: the holder may be writing
+            if not _lock(fh):
+                fh.close()
+                self.release()
+                raise AlreadyRunning(_read_other(info_path, wait_info_s))
+            self._held.append(fh)
+        self.write_info(info)
 
     def write_info(self, info: InstanceInfo) -> None:
-        """Publish (or update) this agent's pid and URL, atomically."""
+        """Publish (or update) this agent's pid and URL beside each lock, atomically."""
         data = asdict(info)
         data["started"] = data["started"] or iso(utcnow())
-        tmp = self.info_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-        replace_retrying(tmp, self.info_path)
-
-    def _read_other(self, wait_s: float) -> InstanceInfo | None:
-        """The holder's info; it may be a moment behind its lock, so wait a little."""
-        deadline = time.monotonic() + wait_s
-        while True:
-            info = read_info(self.info_path)
-            if info is not None and pid_alive(info.pid):
-                return info
-            if time.monotonic() >= deadline:
-                return info
-            time.sleep(0.05)
+        for info_path in self.info_paths:
+            tmp = info_path.with_suffix(".tmp")
+            try:
+                tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+                replace_retrying(tmp, info_path)
+            except OSError as exc:  # the lock is what counts; the info only helps others
+                log.warning("cannot write %s: %s", info_path, exc)
 
     def release(self) -> None:
-        if self._fh is None:
-            return
-        with contextlib.suppress(OSError):
-            self.info_path.unlink()
-        _unlock(self._fh)
-        self._fh.close()
-        self._fh = None
+        if self._held:
+            for info_path in self.info_paths:
+                with contextlib.suppress(OSError):
+                    info_path.unlink()
+        for fh in reversed(self._held):
+            _unlock(fh)
+            fh.close()
+        self._held = []
 
     @property
     def held(self) -> bool:
-        return self._fh is not None
+        return bool(self._held)
 
     def __enter__(self) -> InstanceLock:
         return self
@@ -171,6 +184,18 @@ def replace_retrying(source: Path, target: Path, timeout: float = 3.0) -> None:
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.05)
+
+
+def _read_other(info_path: Path, wait_s: float) -> InstanceInfo | None:
+    """The holder's info; it may be a moment behind its lock, so wait a little."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        info = read_info(info_path)
+        if info is not None and pid_alive(info.pid):
+            return info
+        if time.monotonic() >= deadline:
+            return info
+        time.sleep(0.05)
 
 
 def read_info(path: Path) -> InstanceInfo | None:

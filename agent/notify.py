@@ -91,7 +91,8 @@ class ToastDeriver:
             return self._toast("check_failed", t(lang, "toast_check_failed", reason=reason))
         if name == EventName.EXPORT_REJECTED:
             reason = record.get("reason") or "?"
-            return self._toast("rejected", t(lang, "toast_rejected", reason=reason))
+            key = "toast_rejected" if record.get("served", True) else "toast_rejected_none"
+            return self._toast("rejected", t(lang, key, reason=reason))
         if name == EventName.DB_UNREADABLE:
             reason = record.get("error") or "?"
             return self._toast("unreadable", t(lang, "toast_unreadable", reason=reason))

@@ -24,13 +24,14 @@ import anyio
 from anyio.from_thread import start_blocking_portal
 
 from agent import app
-from agent.instance import AlreadyRunning, InstanceInfo, InstanceLock, instance_key
+from agent.instance import AlreadyRunning, InstanceInfo, hub_lock
 from agent.tray import Tray, TrayBackend
 from agent.tray_texts import Language, resolve_language
 from agent.tray_view import Action
 from core.channel import Channel
 from core.config import Config
 from core.hub import Hub
+from core.layout import adopt_legacy
 from core.logs import setup_logging
 from core.net import base_url
 from core.paths import absolute
@@ -86,7 +87,7 @@ def run_agent(config: Config, *, headless: bool, demo: bool, config_source: Path
     reason = "--headless"
     if not headless:
         backend, reason = tray_backend()
-    lock = InstanceLock(config.state_dir, instance_key(config_source, config.db_path))
+    lock = hub_lock(config)
     try:
         lock.acquire(InstanceInfo(
             pid=os.getpid(),
@@ -101,6 +102,7 @@ def run_agent(config: Config, *, headless: bool, demo: bool, config_source: Path
                                  db_path=autostart_command_args(config, config_source,
                                                                 db_override))
     with lock:
+        adopt_legacy(config, config_source)
         installers: list[Callable[[Hub], Any]] = []
         if demo:
             from agent import demo as demo_service
@@ -128,15 +130,16 @@ def configured_api_url(config: Config) -> str | None:
 
 def _attach_or_refuse(exc: AlreadyRunning, config: Config, backend: TrayBackend | None, *,
                       config_source: Path | None, db_path: Path | None) -> int:
-    """A hub for this configuration runs already: attach a tray to it when it has none."""
+    """A hub for this database runs already: attach a tray to it when it has none, else
+    refuse (exit 2, naming the running one)."""
     other = exc.info
     if backend is None or other is None or not other.headless:
-        print(f"pdh: {exc}")
-        return 0
+        print(f"pdh: a hub is {exc}", file=sys.stderr)
+        return 2
     if other.api_url is None:
-        print(f"pdh: {exc}; its API is off ([api] enabled = false or port = 0), "
-              "so a tray cannot attach to it")
-        return 0
+        print(f"pdh: a hub is {exc}; its API is off ([api] enabled = "
+              "false or port = 0), so a tray cannot attach to it", file=sys.stderr)
+        return 2
     from agent.attach import run_attached
 
     return run_attached(config, backend, other, config_source=config_source, db_path=db_path)

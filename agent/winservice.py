@@ -290,7 +290,7 @@ class HubService:
         import anyio
 
         from agent import app
-        from agent.instance import AlreadyRunning, InstanceInfo, InstanceLock, instance_key
+        from agent.instance import AlreadyRunning, InstanceInfo, hub_lock
         from agent.tray_app import configured_api_url, configured_dashboard_url
         from core.channel import Channel
         from core.logs import setup_logging
@@ -299,8 +299,7 @@ class HubService:
         self.report(START_PENDING, wait_hint=30000)
         setup_logging(self.config.log_dir, self.config.log.level, console=False)
         log.info("Production Data Hub starting (Windows service) on %s", self.config.db_path)
-        lock = InstanceLock(self.config.state_dir,
-                            instance_key(self.config_source, self.config.db_path))
+        lock = hub_lock(self.config)
         try:
             lock.acquire(InstanceInfo(
                 pid=__import__("os").getpid(), mode="headless",
@@ -315,6 +314,9 @@ class HubService:
         channel = self._channel = Channel()
         try:
             with lock:
+                from core.layout import adopt_legacy
+
+                adopt_legacy(self.config, self.config_source)
                 self.report(RUNNING)
                 if self._stop.is_set():  # a stop that came before the hub could take it
                     return

@@ -14,7 +14,7 @@ from api.fastpath import CacheHitMiddleware
 from api.routes import data_router, service_router
 from core.config import Config
 from core.queries import DataUnavailable, InvalidQuery
-from core.store import Store
+from core.store import store_of
 from core.version import package_version
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def create_app(config: Config, hub: Hub | None = None,
                source: DataSource | None = None) -> FastAPI:
     """The data API for ``config.db_path``; with ``hub``, status/control and gating."""
     watch = config.watch
-    store = hub.publisher.store if hub is not None else Store(config.store_dir, config.store.keep)
+    store = hub.publisher.store if hub is not None else store_of(config)
     source = source or DataSource(
         store, hub=hub, retry_after=watch.settle_interval * watch.settle_checks,
         record_readers=config.api.record_readers,

@@ -71,7 +71,7 @@ from core.erp.demodb import create_demo_db  # noqa: E402
 from core.erp.erpsim import ExportMode, simulate_export  # noqa: E402
 from core.queries import Filters  # noqa: E402
 from core.queries.records import _records_sql  # noqa: E402
-from core.store import Store  # noqa: E402
+from core.store import store_of  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 END_DATE = date(2026, 3, 31)
@@ -359,7 +359,7 @@ def publish(config: Config) -> tuple[dict[str, Any], float]:
 
 
 def snapshot_of(config: Config) -> tuple[str, Path]:
-    store = Store(config.store_dir, config.store.keep)
+    store = store_of(config)
     current = store.current()
     assert current is not None, "nothing published"
     return current.version, store.path_of(current)

@@ -16,7 +16,7 @@ from core.eventlog import EventLog, EventName, utcnow
 from core.freshness import assess
 from core.heal import HealReport, check_readable, heal
 from core.publisher import Outcome, Publisher
-from core.store import Store
+from core.store import store_of
 
 
 def check_once(config: Config, *, heal_it: bool = True) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def check_once(config: Config, *, heal_it: bool = True) -> dict[str, Any]:
 
 def _with_freshness(config: Config, out: dict[str, Any]) -> dict[str, Any]:
     """An overdue export (or old data) is a problem that remains: exit 1."""
-    store = Store(config.store_dir, config.store.keep)
+    store = store_of(config)
     fresh = assess(config.freshness, store.current(), utcnow())
     out["freshness"] = fresh.model_dump(mode="json")
     if fresh.problem and fresh.message:

@@ -710,10 +710,10 @@ class Hub:
 def status_from_disk(config: Config) -> dict[str, Any]:
     """What ``pdh status`` shows when no agent answers: the persisted state, and what the
     snapshot store serves and holds back."""
-    from core.store import Store
+    from core.store import store_of
 
     saved = load_state(config.state_file).model_dump(mode="json")
-    store = Store(config.store_dir, config.store.keep)
+    store = store_of(config)
     published, held = store.current(), store.held_back()
     saved["published"] = published.model_dump(mode="json") if published else None
     saved["held_back"] = held.model_dump(mode="json") if held else None

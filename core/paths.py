@@ -10,7 +10,9 @@ here, for every form: a drive path, a UNC path, a ``\\\\?\\`` long path, a POSIX
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from urllib.parse import quote, urlencode
 
@@ -49,3 +51,31 @@ def _windows_uri_path(path: PureWindowsPath) -> str:
     if not path.drive:
         raise ValueError(f"not an absolute Windows path: {path}")
     return "///" + text  # file:///C:/dir/x.db
+
+
+def database_key(path: str | os.PathLike[str] | PurePath) -> str:
+    """A short, stable key naming one database file: its absolute path, hashed (letter
+    case folded on Windows, where ``C:\\ERP\\x.db`` and ``c:\\erp\\X.DB`` are one file).
+
+    The one hub of a database holds the lock of this key, and its default folders are
+    named with it, so two databases never share a store, a state file or a log."""
+    if isinstance(path, PureWindowsPath) and not isinstance(path, Path):
+        text = str(path).lower()
+    else:
+        text = str(absolute(path))
+        if os.name == "nt":
+            text = os.path.normcase(text)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+
+
+def database_folder(path: str | os.PathLike[str] | PurePath) -> str:
+    """The name of a database's own folder: readable (the file's name) and unique (its
+    :func:`database_key`), e.g. ``production_analysis-3f2a9c01b7``."""
+    stem = PureWindowsPath(path).stem if isinstance(path, PureWindowsPath) else Path(path).stem
+    readable = _UNSAFE.sub("_", stem).strip("._ ")[:40] or "database"
+    return f"{readable}-{database_key(path)}"
+
+
+# Characters Windows refuses in a folder name (and control characters); letters of any
+# script (Korean file names) are kept.
+_UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f]')

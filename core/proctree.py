@@ -77,7 +77,7 @@ def descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
-def signal_group(proc: anyio.abc.Process, sig: int) -> None:
+def signal_group(proc: anyio.abc.Process | subprocess.Popen[bytes], sig: int) -> None:
     """Signal the child's process group (POSIX) or the child itself (Windows)."""
     if POSIX:
         with contextlib.suppress(ProcessLookupError, PermissionError):

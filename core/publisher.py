@@ -24,7 +24,7 @@ from core.errors import DbBusy, ExportRejected, HubError, StoreError
 from core.eventlog import EventLog, EventName, utcnow
 from core.queries import READERS
 from core.snapshot import finish_copy, newest_work_date, prepare, ready_copy, take_copy
-from core.store import HeldBack, Published, Store, snapshot_name
+from core.store import HeldBack, Published, snapshot_name, store_of
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Publisher:
         self.events = events
         # Called in the copy every few MB; raises (Interrupted) when the hub stops.
         self._stop = stop or (lambda: None)
-        self.store = Store(config.store_dir, config.store.keep)
+        self.store = store_of(config)
         self.lock = anyio.Lock()
         self._before: list[BeforePublish] = []
         self._after: list[AfterPublish] = []
@@ -95,7 +95,10 @@ class Publisher:
         started = time.perf_counter()
         as_of = _mtime(written or expected)
         last_rows = self.published.rows if self.published is not None else None
-        dest = await anyio.to_thread.run_sync(self.store.new_copy_path, utcnow())
+        try:
+            dest = await anyio.to_thread.run_sync(self.store.new_copy_path, utcnow())
+        except StoreError as exc:  # another database's store, a folder that cannot be made
+            return self._store_failed(str(exc))
         try:
             taken = await anyio.to_thread.run_sync(lambda: take_copy(
                 cfg.db_path, dest, cfg.heal, expected=expected,
@@ -135,8 +138,8 @@ class Publisher:
         if self.held_back is None or (self.held_back.reason, self.held_back.version) != (
                 reason, export.version):
             self.events.emit(EventName.EXPORT_REJECTED, reason=reason, version=export.version,
-                             forceable=held.forceable)
-            log.error("export held back, still serving the last good data: %s", reason)
+                             forceable=held.forceable, served=self.published is not None)
+            log.error("export held back (%s): %s", self.serving(), reason)
         self.held_back = held
         self.store_error = None
         return held
@@ -241,7 +244,14 @@ class Publisher:
             await self._run_hook(hook, published, placed, "after")
         return published
 
+    def serving(self) -> str:
+        """What readers get meanwhile, in words: this database's last good data, or none."""
+        if self.published is not None:
+            return "still serving the last good data"
+        return "nothing is served yet"
+
     def _store_failed(self, error: str) -> Outcome:
+        error = f"{error}; {self.serving()}"
         if error != self.store_error:
             self.events.emit(EventName.PUBLISH_FAILED, error=error)
         self.store_error = error

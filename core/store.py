@@ -2,11 +2,16 @@
 
 Layout of ``[store] dir``::
 
+    source.json           whose store this is: the database it serves (one per store)
     current.json          the pointer: which snapshot readers read (written atomically)
     held.json             the export held back by verification, if any
     snap-<time>-<v>.db    published snapshots, never changed after publishing
     held/                 the held-back copy, kept for inspection (one at a time)
     incoming/             copies being made; removed at start-up when left by a crash
+
+A store serves one database. Its writer claims it (``source.json``) before the first copy
+and refuses a store claimed by another database, naming both; a reader given a store of
+another database serves nothing from it rather than another file's data.
 
 Publishing is one ``os.replace`` of ``current.json``: a reader sees the old snapshot or
 the new one, never a mix. The dashboard child and a restarted hub read the same pointer.
@@ -26,17 +31,22 @@ import shutil
 import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from core.errors import StoreError
+from core.paths import absolute, database_key
+
+if TYPE_CHECKING:
+    from core.config import Config
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 
 POINTER = "current.json"
+SOURCE = "source.json"
 HELD = "held.json"
 SNAPSHOT_GLOB = "snap-*.db"
 # Room a copy needs beyond the source's size: the index spec (when the ERP's file lacks
@@ -68,6 +78,18 @@ class HeldBack(BaseModel):
     rows: int | None = None
     file: str | None = None  # its copy under held/, when one could be made
     forceable: bool = False  # "publish anyway" can publish it (a row-count drop, ...)
+
+
+class StoreSource(BaseModel):
+    """Whose store it is: the database its snapshots are copies of."""
+
+    database: str  # the database file as its hub names it (absolute)
+    key: str  # core.paths.database_key of that file: what is compared
+    since: datetime
+
+
+class ForeignStore(StoreError):
+    """The store belongs to another database."""
 
 
 def write_atomically(path: Path, data: str) -> None:
@@ -104,12 +126,20 @@ def snapshot_name(version: str, moment: datetime) -> str:
     return f"snap-{stamp}-{version}.db"
 
 
+def store_of(config: Config) -> Store:
+    """The store of ``config``'s database (its own folder unless ``[store] dir`` is set)."""
+    return Store(config.store_dir, config.store.keep, database=config.db_path)
+
+
 class Store:
     """One hub's snapshot store. Only the hub (one writer) publishes; anyone may read."""
 
-    def __init__(self, root: Path, keep: int = 2) -> None:
+    def __init__(self, root: Path, keep: int = 2, *, database: Path | None = None) -> None:
         self.root = root
         self.keep = keep
+        # The database this store serves (None: whoever's it is, for tools that only look).
+        self.database = absolute(database) if database is not None else None
+        self._key = database_key(database) if database is not None else None
         self._cached: tuple[tuple[int, int, int], Published | None] | None = None
 
     @property
@@ -143,8 +173,24 @@ class Store:
         if published is not None and not self.path_of(published).is_file():
             log.warning("store %s points at %s, which is gone", self.root, published.file)
             published = None
+        if published is not None and (foreign := self.foreign()) is not None:
+            log.error("%s; serving nothing from it", foreign)
+            published = None
         self._cached = (key, published)
         return published
+
+    def source(self) -> StoreSource | None:
+        """Whose store this is, per ``source.json`` (None: not claimed yet)."""
+        return _read_model(self.root / SOURCE, StoreSource)
+
+    def foreign(self) -> str | None:
+        """Why this store is not this database's (None: it is, or it is unclaimed)."""
+        source = self.source()
+        if self._key is None or source is None or source.key == self._key:
+            return None
+        return (f"the snapshot store {self.root} belongs to {source.database}, not to "
+                f"{self.database}: give each database its own [store] dir, or leave "
+                "[store] dir out (each database then gets a folder of its own)")
 
     def held_back(self) -> HeldBack | None:
         return _read_model(self.root / HELD, HeldBack)
@@ -152,15 +198,33 @@ class Store:
     # writing (the hub) ---------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Create the folders and clear copies a crash left in ``incoming/``."""
+        """Create the folders, claim the store for this database (:class:`ForeignStore`
+        if another's claimed it) and clear copies a crash left in ``incoming/``."""
         try:
             self.incoming.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the snapshot store {self.root}: "
                              f"{exc.strerror or exc}") from None
+        self.claim()
         for leftover in self.incoming.iterdir():
             with contextlib.suppress(OSError):
                 leftover.unlink()
+
+    def claim(self) -> None:
+        """Record this store's database in ``source.json`` (once); refuse another's."""
+        if self._key is None or self.database is None:
+            return
+        foreign = self.foreign()
+        if foreign is not None:
+            raise ForeignStore(foreign)
+        if (self.root / SOURCE).is_file():
+            return
+        mine = StoreSource(database=str(self.database), key=self._key, since=datetime.now(UTC))
+        try:
+            write_atomically(self.root / SOURCE, mine.model_dump_json(indent=2))
+        except OSError as exc:
+            raise StoreError(f"cannot write {self.root / SOURCE}: {exc.strerror or exc}"
+                             ) from None
 
     def new_copy_path(self, moment: datetime) -> Path:
         """A fresh path in ``incoming/`` for the next copy."""
@@ -177,7 +241,7 @@ class Store:
             raise StoreError(
                 f"not enough free space for a snapshot in {self.root}: {needed:,} bytes "
                 f"needed ({source_size:,} for the copy plus room for indexes), "
-                f"{free:,} free; still serving the last good snapshot"
+                f"{free:,} free"
             )
 
     def place(self, copy: Path, published: Published) -> Path:

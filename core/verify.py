@@ -46,6 +46,24 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
 
 
+def _missing(conn: sqlite3.Connection, needed: Mapping[str, set[str]]) -> str:
+    """Every table and column of ``needed`` the file lacks, in one phrase ('' if none):
+    "the tables defect_records, items; the column lot_no of production_records"."""
+    tables: list[str] = []
+    columns: list[str] = []
+    for table, cols in sorted(needed.items()):
+        have = _columns(conn, table)
+        if not have:
+            tables.append(table)
+        elif absent := sorted(cols - have):
+            noun = "column" if len(absent) == 1 else "columns"
+            columns.append(f"the {noun} {', '.join(absent)} of {table}")
+    parts = []
+    if tables:
+        parts.append(("the table " if len(tables) == 1 else "the tables ") + ", ".join(tables))
+    return "; ".join([*parts, *columns])
+
+
 def verify(
     path: Path,
     specs: Sequence[IndexSpec],
@@ -67,15 +85,9 @@ def verify(
             for spec in specs:
                 if spec.table not in needed:
                     extra.setdefault(spec.table, set()).update(spec.columns)
-            for table, cols in sorted(needed.items()):
-                have = _columns(conn, table)
-                if not have:
-                    raise ExportRejected(f"the export has no table {table}")
-                absent = sorted(cols - have)
-                if absent:
-                    raise ExportRejected(
-                        f"table {table} of the export has no column {', '.join(absent)}"
-                    )
+            missing = _missing(conn, needed)
+            if missing:
+                raise ExportRejected(f"the export lacks {missing}")
             rows = int(conn.execute("SELECT count(*) FROM production_records").fetchone()[0])
             for table, cols in sorted(extra.items()):
                 have = _columns(conn, table)

@@ -61,13 +61,13 @@ class Source:
 
 
 @st.cache_resource(show_spinner=False)
-def store_of(root: str, keep: int) -> Store:
+def cached_store(root: str, keep: int, database: str) -> Store:
     """One Store per process (its pointer is cached until it changes)."""
-    return Store(Path(root), keep)
+    return Store(Path(root), keep, database=Path(database))
 
 
 def _store(config: Config) -> Store:
-    return store_of(str(config.store_dir), config.store.keep)
+    return cached_store(str(config.store_dir), config.store.keep, str(config.db_path))
 
 
 def _note(status: StatusSnapshot | None, store: Store | None = None) -> tuple[Note, str]:

@@ -3,7 +3,11 @@ conditions (never sleep-and-hope), free loopback ports."""
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import date
@@ -15,6 +19,13 @@ import pytest
 from core.config import Config, parse_config
 
 FIXED_END = date(2026, 3, 31)
+
+# The platform's app folders (the per-database defaults, the hub locks) in a folder of
+# this run's, never the user's, for this process and every child it starts.
+_APP_HOME = Path(tempfile.mkdtemp(prefix="pdh-test-home-"))
+atexit.register(shutil.rmtree, _APP_HOME, ignore_errors=True)
+for _name in ("XDG_DATA_HOME", "XDG_STATE_HOME"):
+    os.environ[_name] = str(_APP_HOME / _name.lower())
 
 
 @pytest.fixture

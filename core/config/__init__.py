@@ -42,6 +42,8 @@ from core.config.model import (
     WatchConfig,
     WebhookConfig,
     default_indexes,
+    legacy_dirs,
+    lock_dir,
 )
 
 __all__ = [
@@ -49,6 +51,6 @@ __all__ = [
     "AlertsConfig", "ApiConfig", "Config", "ConfigError", "DashboardConfig", "DatabaseConfig",
     "DemoConfig", "EmailConfig", "FreshnessConfig", "HealConfig", "IndexSpec", "LoadedConfig",
     "LogConfig", "Override", "StateConfig", "StoreConfig", "UiConfig", "VerifyConfig",
-    "WatchConfig", "WebhookConfig", "default_indexes", "discover_config_file", "load_config",
-    "parse_config", "user_config_file",
+    "WatchConfig", "WebhookConfig", "default_indexes", "discover_config_file", "legacy_dirs",
+    "load_config", "lock_dir", "parse_config", "user_config_file",
 ]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from core.paths import database_folder
 
 APP_NAME = "pdh"
 APP_AUTHOR = "ProductionDataHub"
@@ -311,18 +314,26 @@ class Config(_Section):
     demo: DemoConfig = Field(default_factory=DemoConfig)
 
     # Derived locations -------------------------------------------------------------
+    # Each database has folders of its own (named by :func:`core.paths.database_folder`),
+    # so two hubs for two databases on one PC share no store, state, event log or log;
+    # an explicit ``[store] dir`` / ``[state] dir`` / ``[log] dir`` wins.
 
     @property
     def db_path(self) -> Path:
         return self.database.path
 
     @property
+    def db_folder(self) -> str:
+        """This database's folder name under each of the platform's app folders."""
+        return database_folder(self.database.path)
+
+    @property
     def log_dir(self) -> Path:
-        return self.log.dir or Path(platformdirs.user_log_dir(APP_NAME, APP_AUTHOR))
+        return self.log.dir or _app_dir(platformdirs.user_log_dir) / self.db_folder
 
     @property
     def state_dir(self) -> Path:
-        return self.state.dir or Path(platformdirs.user_state_dir(APP_NAME, APP_AUTHOR))
+        return self.state.dir or _app_dir(platformdirs.user_state_dir) / self.db_folder
 
     @property
     def state_file(self) -> Path:
@@ -330,9 +341,26 @@ class Config(_Section):
 
     @property
     def store_dir(self) -> Path:
-        default = Path(platformdirs.user_data_dir(APP_NAME, APP_AUTHOR)) / "snapshots"
-        return self.store.dir or default
+        return self.store.dir or _app_dir(platformdirs.user_data_dir) / self.db_folder / "snapshots"
 
     @property
     def events_file(self) -> Path:
         return self.log_dir / "events.jsonl"
+
+
+def _app_dir(kind: Callable[[str, str], str]) -> Path:
+    return Path(kind(APP_NAME, APP_AUTHOR))
+
+
+def lock_dir() -> Path:
+    """Where the one-hub-per-database locks live: the user's own, whatever a config says,
+    so two configs for one database meet at one lock."""
+    return _app_dir(platformdirs.user_state_dir) / "locks"
+
+
+def legacy_dirs() -> tuple[Path, Path, Path]:
+    """The default (store, state, log) folders of releases before per-database folders:
+    one flat set shared by every database (see :mod:`core.layout`)."""
+    return (_app_dir(platformdirs.user_data_dir) / "snapshots",
+            _app_dir(platformdirs.user_state_dir),
+            _app_dir(platformdirs.user_log_dir))

@@ -155,13 +155,14 @@ def test_a_tray_does_not_attach_to_a_hub_with_its_api_off(
     config_file = write_config(tmp_path, small_db)  # api enabled = false
     hub = Agent(["--config", str(config_file), "--headless"], tmp_path, headless_env())
     agents.append(hub)
-    wait_for(lambda: list((tmp_path / "state").glob("agent-*.json")), timeout=20,
+    wait_for(lambda: list((tmp_path / "state").glob("hub-*.json")), timeout=20,
              message="the hub's instance info")
     backend = FakeBackend()
     monkeypatch.setattr(tray_app, "tray_backend", lambda: (backend, ""))
     config = load_config(config_file).config
     assert tray_app.run_agent(config, headless=False, demo=False,
-                              config_source=config_file) == 0
-    out = capsys.readouterr().out
-    assert f"already running (pid {hub.proc.pid}" in out and "its API is off" in out
+                              config_source=config_file) == 2
+    err = capsys.readouterr().err
+    assert f"already running for {small_db} (pid {hub.proc.pid}" in err
+    assert "its API is off" in err
     assert backend.icons == []

@@ -1,4 +1,4 @@
-"""One agent per configuration: a real OS lock, a real second process, a real crash."""
+"""One hub per database: a real OS lock, a real second process, a real crash."""
 
 from __future__ import annotations
 
@@ -7,15 +7,17 @@ import signal
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import pytest
 
-from agent.instance import AlreadyRunning, InstanceInfo, InstanceLock, instance_key, read_info
+from agent.instance import AlreadyRunning, InstanceInfo, InstanceLock, hub_lock, read_info
+from core.paths import database_key
+from tests.conftest import make_config
 
 HOLD = textwrap.dedent("""
     import sys, time
-    from pathlib import Path
+    from pathlib import Path, PureWindowsPath
     from agent.instance import InstanceInfo, InstanceLock
     import os
     lock = InstanceLock(Path(sys.argv[1]), sys.argv[2])
@@ -33,12 +35,42 @@ def hold_lock(state_dir: Path, key: str) -> subprocess.Popen[str]:
     return proc
 
 
-def test_key_depends_on_config_and_database(tmp_path: Path) -> None:
-    a = instance_key(tmp_path / "a.toml", tmp_path / "x.db")
-    assert a == instance_key(tmp_path / "sub" / ".." / "a.toml", tmp_path / "x.db")
-    assert a != instance_key(tmp_path / "b.toml", tmp_path / "x.db")
-    assert a != instance_key(tmp_path / "a.toml", tmp_path / "y.db")
-    assert len(a) == 16
+def test_key_names_the_database_alone(tmp_path: Path) -> None:
+    a = hub_lock(make_config(tmp_path / "a", db=tmp_path / "x.db"))
+    # Another config (its own state folder) for the same file, named another way: one lock.
+    b = hub_lock(make_config(tmp_path / "b", db=tmp_path / "sub" / ".." / "x.db"))
+    other = hub_lock(make_config(tmp_path / "a", db=tmp_path / "y.db"))
+    assert a.lock_path == b.lock_path != other.lock_path
+    assert a.lock_path.name == f"hub-{database_key(tmp_path / 'x.db')}.lock"
+    # Also held in an explicit [state] dir, where a service and a tray sharing it meet.
+    assert a.lock_paths[1] == tmp_path / "a" / "state" / a.lock_path.name
+    assert len(database_key(tmp_path / "x.db")) == 10
+
+
+@pytest.mark.parametrize(("one", "same"), [
+    (r"C:\ERP\Production_Analysis.db", r"c:\erp\production_analysis.db"),
+    (r"C:\ERP\Plant1\production_analysis.db", r"C:\ERP\Plant1\PRODUCTION_ANALYSIS.DB"),
+])
+def test_windows_paths_differing_in_case_are_one_database(one: str, same: str) -> None:
+    assert database_key(PureWindowsPath(one)) == database_key(PureWindowsPath(same))
+    assert database_key(PureWindowsPath(r"C:\ERP\Plant1\production_analysis.db")) != (
+        database_key(PureWindowsPath(r"C:\ERP\Plant2\production_analysis.db")))
+
+
+def test_two_configs_for_one_database_meet_at_one_lock(tmp_path: Path) -> None:
+    first = hub_lock(make_config(tmp_path / "a", db=tmp_path / "x.db"))
+    first.acquire(InstanceInfo(pid=os.getpid(), config="a.toml", db=str(tmp_path / "x.db")))
+    try:
+        second = hub_lock(make_config(tmp_path / "b", db=tmp_path / "x.db"))
+        with pytest.raises(AlreadyRunning) as caught:
+            second.acquire(InstanceInfo(pid=os.getpid()), wait_info_s=0)
+        assert str(caught.value) == (f"already running for {tmp_path / 'x.db'} "
+                                     f"(pid {os.getpid()}, config a.toml, dashboard off)")
+        assert not second.held
+        with hub_lock(make_config(tmp_path / "b", db=tmp_path / "y.db")) as third:
+            third.acquire(InstanceInfo(pid=os.getpid()))  # another database: its own lock
+    finally:
+        first.release()
 
 
 def test_second_holder_is_told_who_runs_and_a_crash_frees_the_lock(tmp_path: Path) -> None:
@@ -57,10 +89,10 @@ def test_second_holder_is_told_who_runs_and_a_crash_frees_the_lock(tmp_path: Pat
         assert proc.stdout is not None
         proc.stdout.close()
     # The stale files are still there, the lock is not.
-    assert (tmp_path / "agent-k1.lock").exists() and (tmp_path / "agent-k1.json").exists()
+    assert (tmp_path / "k1.lock").exists() and (tmp_path / "k1.json").exists()
     with InstanceLock(tmp_path, "k1") as lock:
         lock.acquire(InstanceInfo(pid=os.getpid(), dashboard_url=None))
         info = read_info(lock.info_path)
         assert info is not None and info.pid == os.getpid() and info.started
         assert info.describe() == f"pid {os.getpid()}, dashboard off"
-    assert not (tmp_path / "agent-k1.json").exists()  # released cleanly: info removed
+    assert not (tmp_path / "k1.json").exists()  # released cleanly: info removed

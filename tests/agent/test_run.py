@@ -102,14 +102,15 @@ def test_no_display_runs_headless_once_per_config(tmp_path: Path, small_db: Path
     second = subprocess.run([sys.executable, "-m", "agent", "run", "--config", str(config)],
                             cwd=tmp_path, env=headless_env(), capture_output=True, text=True,
                             timeout=30)
-    assert second.returncode == 0
-    assert second.stdout.strip() == (
-        f"pdh: already running (pid {first.proc.pid}, dashboard off)")
+    assert second.returncode == 2
+    assert second.stderr.strip() == (
+        f"pdh: a hub is already running for {small_db} (pid {first.proc.pid}, "
+        f"config {config}, dashboard off)")
 
     assert first.stop(signal.SIGTERM) == 0
     state = json.loads((tmp_path / "state" / "state.json").read_text())
     assert state["last_check"]["result"] == "healed"
-    lock_info = list((tmp_path / "state").glob("agent-*.json"))
+    lock_info = list((tmp_path / "state").glob("hub-*.json"))
     assert lock_info == []  # released on the way out
 
     # After a crash (SIGKILL: no clean-up), a new agent starts at once.

@@ -199,9 +199,9 @@ BROKEN = {
     ),
     "missing_table": (
         lambda p: write_missing_table(p, "defect_records", rows=1500),
-        "export_rejected", "has no table defect_records",
+        "export_rejected", "lacks the table defect_records",
     ),
-    "missing_column": (None, "export_rejected", "has no column lot_no"),
+    "missing_column": (None, "export_rejected", "the column lot_no of production_records"),
     "mismatched_index": (None, "heal_failed", "the spec wants (item_code, work_date)"),
 }
 

@@ -226,7 +226,7 @@ def test_unreadable_database(page: Page, tmp_path: Path, small_db: Path, damage:
         reason = "is empty"
     else:
         write_missing_table(small_db)
-        reason = "has no table defect_records"
+        reason = "lacks the table defect_records"
     config = make_config(tmp_path, db=small_db, ui={"language": "en"})
     assert check_once(config)["publish"] == "held_back"
     at = page(config)

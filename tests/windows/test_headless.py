@@ -180,7 +180,7 @@ def test_a_killed_hub_leaves_no_dashboard_behind(wine: Wine, wdir: Path) -> None
     but by TerminateProcess on itself: this guards the new way.)"""
     hub, port, dash_port = _hub_with_dashboard(wine, wdir)
     wait_until(lambda: _dashboard_pid(port), "the dashboard child", timeout=180)
-    hub_pid = json.loads(next((wdir / "state").glob("agent-*.json")).read_text())["pid"]
+    hub_pid = json.loads(next((wdir / "state").glob("hub-*.json")).read_text())["pid"]
     assert wine.run("taskkill", "/F", "/PID", str(hub_pid)).returncode == 0
     hub.wait(30)
     wait_until(lambda: dashboard_process(dash_port) is None,

@@ -52,7 +52,7 @@ def test_service_install_status_stop_start_uninstall(wine: Wine, wdir: Path) -> 
         assert "installed and started" in pdh("install")
         wait_until(lambda: answers(port), "the service's API", 90, interval=0.5)
         assert "running" in pdh("status")
-        info = json.loads(next((wdir / "state").glob("agent-*.json")).read_text())
+        info = json.loads(next((wdir / "state").glob("hub-*.json")).read_text())
         assert info["mode"] == "headless"  # so a user's tray attaches to it
 
         assert "stopped" in pdh("stop")

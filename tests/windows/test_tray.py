@@ -78,7 +78,7 @@ class TrayUnderTest:
         self.wine.xdotool("click", "1")
 
     def windows_pid(self) -> int:
-        info = glob.glob(str(self.folder / "state" / "agent-*.json"))
+        info = glob.glob(str(self.folder / "state" / "hub-*.json"))
         return int(json.loads(Path(info[0]).read_text())["pid"])
 
 
