@@ -15,100 +15,40 @@ resolution are skipped (about two thirds of a routed request's time).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from datetime import date
 from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.data import DataSource, Query, Served, raw_key
-from core.queries import MAX_PAGE, SHIFTS, DataUnavailable, Filters, InvalidQuery, decode_cursor
-
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_LIMIT = re.compile(r"[1-9][0-9]{0,3}")
-CODE_MAX = 64  # the routes' CodeParam: 1..64 characters
-CURSOR_MAX = 200
-_CODES = ("item_code", "line_code", "plant", "item_group")
-
-
-class _Refer(Exception):
-    """Not for the fast path: let the route answer."""
-
-
-def _date(value: str) -> date:
-    if not _ISO_DATE.fullmatch(value):
-        raise _Refer
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise _Refer from None
-
-
-def _code(value: str) -> str:
-    if not 1 <= len(value) <= CODE_MAX:
-        raise _Refer
-    return value
-
-
-def _shift(value: str) -> str:
-    if value not in SHIFTS:
-        raise _Refer
-    return value
-
-
-def _limit(value: str) -> int:
-    if not _LIMIT.fullmatch(value) or int(value) > MAX_PAGE:
-        raise _Refer
-    return int(value)
-
-
-def _cursor(value: str) -> str:
-    if len(value) > CURSOR_MAX:
-        raise _Refer
-    return value
-
-
-def _order(value: str) -> str:
-    if value not in ("asc", "desc"):
-        raise _Refer
-    return value
-
-
-_RECORD_PARAMS: dict[str, Callable[[str], Any]] = {
-    "date_from": _date, "date_to": _date, "shift": _shift, "limit": _limit,
-    "cursor": _cursor, "order": _order, **{name: _code for name in _CODES},
-}
+from api.params import PAGE, RECORDS, Page
+from core.queries import DataUnavailable, Filters, InvalidQuery, decode_cursor
 
 
 def records_query(source: DataSource, query_string: bytes) -> Query | None:
     """The records query a valid query string asks for, exactly as the route would build
-    it; None when the route must decide (anything it might refuse or read otherwise)."""
+    it (the same table of parameters, :mod:`api.params`, parsed the same way); None when
+    the route must decide (anything it refuses, an unknown or repeated parameter)."""
     try:
         pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
     except ValueError:  # pragma: no cover - parse_qsl is lenient
         return None
-    params: dict[str, Any] = {}
+    values: dict[str, Any] = {}
     try:
-        for name, value in pairs:
-            parse = _RECORD_PARAMS.get(name)
-            if parse is None or name in params:
+        for name, raw in pairs:
+            param = RECORDS.get(name)
+            if param is None or name in values:
                 return None
-            params[name] = parse(value)
-    except _Refer:
+            values[name] = param.parse(raw)
+        page = Page(**{p.name: values.pop(p.name) for p in PAGE if p.name in values})
+        filters = Filters(**values)
+        if page.cursor:
+            decode_cursor(page.cursor, page.order)
+    except (ValidationError, InvalidQuery):
         return None
-    limit = params.pop("limit", 100)
-    cursor = params.pop("cursor", None)
-    order = params.pop("order", "asc")
-    try:
-        filters = Filters(**params)
-        if cursor:
-            decode_cursor(cursor, order)
-    except InvalidQuery:
-        return None
-    return source.records(filters, limit, cursor, order)
+    return source.records(filters, page.limit, page.cursor, page.order)
 
 
 async def send_served(send: Send, served: Served) -> None:

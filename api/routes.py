@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator
-from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import BeforeValidator
-from pydantic_core import PydanticCustomError
 from starlette.types import Send
 
 from api import data
@@ -40,6 +36,7 @@ from api.models import (
     PublishIn,
     RecordsOut,
 )
+from api.params import CODE_MAX, OrderName, Page, record_filters, record_page
 from api.security import control_dependency
 from core.publisher import PublishRefused
 from core.queries import MAX_PAGE, DataUnavailable, Filters, Kpis
@@ -53,8 +50,6 @@ log = logging.getLogger(__name__)
 SortName = Literal[
     "good_qty", "defect_qty", "plan_qty", "records", "defect_rate", "achievement", "code"
 ]
-OrderName = Literal["asc", "desc"]
-CodeParam = Annotated[str | None, Query(max_length=64, min_length=1)]
 
 _VERSION_HEADERS = {
     "ETag": {"description": "DB version + query; send back as If-None-Match",
@@ -78,29 +73,12 @@ DATA_RESPONSES: Responses = {
                                       "schema": {"type": "integer", "minimum": 1}}}},
 }
 
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
-def _iso_date(value: object) -> date:
-    """Only ``YYYY-MM-DD``: pydantic's lax ``date`` reads ``0`` or ``86400`` as a Unix
-    time (1970-01-01, 1970-01-02), and ``date.fromisoformat`` takes ``20260301``."""
-    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise PydanticCustomError("date_format", "must be a calendar date YYYY-MM-DD, got {value}",
-                              {"value": repr(value)})
-
-
-IsoDate = Annotated[date, BeforeValidator(_iso_date)]  # the spec still says format: date
-
 FILTER_RULES = (
     "`date_from` or `date_to` not a calendar date `YYYY-MM-DD` (a number is refused, "
     "not read as a Unix time)",
     "`date_to` before `date_from` (the error names `date_to`)",
     "`shift` other than `D` or `N`; a code (`item_code`, `line_code`, `plant`, "
-    "`item_group`) empty or longer than 64 characters",
+    f"`item_group`) empty or longer than {CODE_MAX} characters",
 )
 LIMIT_RULE = f"`limit` not a whole number in 1..{MAX_PAGE}"
 ORDER_RULE = "`order` other than `asc` or `desc`"
@@ -126,23 +104,6 @@ async def conditional(
                     "body if it is still the current one")] = None,
 ) -> None:
     """Puts If-None-Match into the spec; the routes (and the fastpath) read the raw header."""
-
-
-async def record_filters(
-    date_from: Annotated[IsoDate | None, Query(
-        description="first work_date, inclusive: a calendar date `YYYY-MM-DD`")] = None,
-    date_to: Annotated[IsoDate | None, Query(
-        description="last work_date, inclusive: a calendar date `YYYY-MM-DD`, not before "
-                    "`date_from` (else 422 naming `date_to`)")] = None,
-    item_code: CodeParam = None,
-    line_code: CodeParam = None,
-    shift: Annotated[Literal["D", "N"] | None, Query(description="D day, N night")] = None,
-    plant: CodeParam = None,
-    item_group: CodeParam = None,
-) -> Filters:
-    """The common filters; date_to before date_from is a 422 naming date_to."""
-    return Filters(date_from=date_from, date_to=date_to, item_code=item_code,
-                   line_code=line_code, shift=shift, plant=plant, item_group=item_group)
 
 
 FiltersDep = Annotated[Filters, Depends(record_filters)]
@@ -189,18 +150,10 @@ def data_router(source: DataSource) -> APIRouter:
 
     @router.get("/records", response_model=RecordsOut, summary="Production records, paged",
                 responses=invalid(LIMIT_RULE, CURSOR_RULE, ORDER_RULE))
-    async def get_records(
-        request: Request,
-        filters: FiltersDep,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE,
-                                    description=f"page size, 1..{MAX_PAGE}")] = 100,
-        cursor: Annotated[str | None, Query(
-            max_length=200,
-            description="opaque: the `next_cursor` of the previous page as given, with the "
-                        "same `order`; any other value is a 422 naming `cursor`")] = None,
-        order: OrderName = "asc",
-    ) -> Response:
-        return await respond(request, source.records(filters, limit, cursor, order))
+    async def get_records(request: Request, filters: FiltersDep,
+                          page: Annotated[Page, Depends(record_page)]) -> Response:
+        return await respond(request, source.records(filters, page.limit, page.cursor,
+                                                     page.order))
 
     @router.get(
         "/records.csv",
