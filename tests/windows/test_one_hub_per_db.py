@@ -75,7 +75,7 @@ def test_two_plants_keep_their_data_apart_and_letter_case_is_one_database(
         for plant, (_db, rows, port) in plants.items():
             wait_until(lambda port=port, rows=rows: _published(port, rows),
                        f"{plant}'s first publish", timeout=120)
-        for plant, (db, rows, port) in plants.items():
+        for db, rows, _port in plants.values():
             out = wine.run(PDH, "erp-sim", db, "--mode", "replace", "--rows", str(rows + 500),
                            "--seconds", "0.3")
             assert out.returncode == 0, out.stdout
