@@ -2,9 +2,11 @@
 refresh the planner statistics, and never heal into a file that changed meanwhile.
 
 Every function here blocks (sqlite3): the hub calls them through ``anyio.to_thread``.
-The connection is short-lived (opened for one check, closed after), has a busy timeout,
-and every write is its own short ``BEGIN IMMEDIATE`` transaction, so the ERP's own
-writes wait briefly at worst and never fail because of the hub.
+The connection is short-lived (opened for one check, closed after); the indexes are read
+in one short read transaction and every write is its own short ``BEGIN IMMEDIATE``
+transaction, so the ERP's own writes wait briefly at worst and never fail because of
+the hub. Every wait for the ERP's lock goes through :class:`core.sqlite.LockWait`, in
+slices, so a stop ends it at once.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from core.dbfile import DbLook, FileStat, look
 from core.errors import DbBusy, DbChanged, DbMissing, DbUnreadable, HubError
 from core.sqlite import (
     BUSY_CODES,
+    LOCK_SLICE_S,
     NEVER,
     Interrupter,
+    LockWait,
     Mode,
-    begin_immediate,
     connect,
     error_code,
     hub_error,
@@ -220,14 +223,22 @@ class _Healer:
         self.expected = expected
         self.sleep = sleep
         self.interrupter = interrupter
-        self.conn = connect(path, Mode.READ_WRITE, busy_timeout=cfg.connect_timeout)
-        self.data_version = self._data_version()
+        self.waits = LockWait(path, cfg.connect_timeout, interrupter.check)
+        self.conn = connect(path, Mode.READ_WRITE, busy_timeout=LOCK_SLICE_S)
+        self.data_version = 0  # set by read_indexes(), under its read lock
         # The inode our connection writes to; if the path stops naming it, every later
         # write would land in a file the ERP has already replaced.
         self.identity = (expected.main.dev, expected.main.ino)
         self.last_own = expected.main
-        if self.moved_on():
-            raise DbChanged(f"{path.name} changed before the heal could start")
+
+    def read_indexes(self) -> Inspection:
+        """The file's indexes, read under one read lock; notes the file's data_version
+        there, which every later look compares with."""
+        with self.waits.reading(self.conn, "reading its indexes"):
+            self.data_version = self._data_version()
+            if self.moved_on():
+                raise DbChanged(f"{self.path.name} changed before the heal could start")
+            return inspect(self.conn, self.cfg.indexes)
 
     def moved_on(self) -> bool:
         """True if the file at the path is no longer the one as we last left it."""
@@ -250,8 +261,9 @@ class _Healer:
         """One short write transaction, retried with doubling backoff while busy."""
         attempts = self.cfg.retries
         for attempt in range(1, attempts + 1):
+            self.interrupter.check()  # no new write once the hub stops, lock free or not
             try:
-                begin_immediate(self.conn, self.cfg.connect_timeout, self.interrupter)
+                self.waits.begin_immediate(self.conn, what)
             except sqlite3.OperationalError as exc:
                 if error_code(exc) in BUSY_CODES and attempt < attempts:
                     delay = self.cfg.retry_backoff * 2 ** (attempt - 1)
@@ -268,7 +280,7 @@ class _Healer:
             try:
                 self._assert_unchanged()
                 yield self.conn
-                self.conn.execute("COMMIT")
+                self.waits.commit(self.conn, what)
             except BaseException:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
@@ -282,13 +294,9 @@ class _Healer:
     def final_look(self) -> DbLook:
         """The file as the heal leaves it, checked under a shared lock so no SQLite writer
         can commit between the check and the look."""
-        self.conn.execute("BEGIN")
-        try:
-            self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        with self.waits.reading(self.conn, "taking its last look after the heal"):
             self._assert_unchanged()
             return look(self.path)
-        finally:
-            self.conn.execute("COMMIT")
 
     def close(self) -> None:
         self.conn.close()
@@ -356,7 +364,7 @@ def _open_and_inspect(
         try:
             healer = _Healer(path, cfg, expected, sleep, interrupter)
             with interrupter.watching(healer.conn):
-                return healer, inspect(healer.conn, cfg.indexes)
+                return healer, healer.read_indexes()
         except sqlite3.Error as exc:
             if healer is not None:
                 healer.close()

@@ -33,7 +33,16 @@ from core.config import HealConfig, IndexSpec
 from core.dbfile import DbLook, look
 from core.errors import DbBusy, DbChanged, DbUnreadable, ExportRejected, StoreError
 from core.heal import STATISTICS, IndexStatus, check_readable, inspect
-from core.sqlite import BUSY_CODES, DAMAGED_CODES, FULL_CODE, Mode, connect, error_code
+from core.sqlite import (
+    BUSY_CODES,
+    DAMAGED_CODES,
+    FULL_CODE,
+    LOCK_SLICE_S,
+    LockWait,
+    Mode,
+    connect,
+    error_code,
+)
 from core.verify import check_damage, damage_first, verify
 
 log = logging.getLogger(__name__)
@@ -100,20 +109,17 @@ def _keep_going() -> None:
     """The default ``stop``: never stops."""
 
 
-def _file_copy(conn: sqlite3.Connection, source: Path, dest: Path,
-               stop: Callable[[], None]) -> bool:
+def _file_copy(conn: sqlite3.Connection, source: Path, dest: Path, waits: LockWait) -> bool:
     """Copy a rollback-journal ``source`` byte for byte while ``conn`` holds SQLite's
     SHARED lock on it: no writer can change the file until the lock is released, so the
     bytes are one committed state (SQLite itself lets any number of readers read while a
     SHARED lock is held). False, with nothing copied, when that cannot be done here: a
     WAL-mode file (committed pages may be in the -wal, and a checkpoint may write the
-    main file under a reader), or a file replaced since SQLite opened it."""
+    main file under a reader), or a file replaced since SQLite opened it. The SHARED
+    lock is waited for through ``waits``."""
     with open(source, "rb") as fh:
         opened = os.fstat(fh.fileno())
-        conn.execute("BEGIN")
-        try:
-            # The first read takes the SHARED lock (and would see a hot journal).
-            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        with waits.reading(conn, "copying it"):
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             if str(mode).lower() == "wal" or not _same_file(opened, source):
                 return False
@@ -122,11 +128,9 @@ def _file_copy(conn: sqlite3.Connection, source: Path, dest: Path,
                 return False  # not a rollback-journal database file (WAL: 2)
             fh.seek(0)
             with open(dest, "xb") as out:
-                _copy_bytes(fh, out, stop)
+                _copy_bytes(fh, out, waits.stop)
             # Still the file SQLite has locked (a rename-over makes a new inode).
             return _same_file(opened, source)
-        finally:
-            conn.rollback()
 
 
 def copy_database(source: Path, dest: Path, *, timeout: float,
@@ -135,18 +139,20 @@ def copy_database(source: Path, dest: Path, *, timeout: float,
     ``"file"`` (a rollback-journal file, copied byte for byte under a SHARED lock; as
     fast as ``cp``) or ``"backup"`` (SQLite's backup API: WAL mode, or a file copy that
     could not be made). Raises ExportRejected for a damaged source, StoreError for a
-    full or unwritable store; ``stop()``, called every few MB, may raise (e.g.
-    :class:`~core.errors.Interrupted` when the hub stops) to end the copy, and nothing
-    of it is left."""
+    full or unwritable store, DbBusy when another program keeps ``source`` locked for
+    ``timeout`` s; ``stop()``, called every few MB and between the slices of a lock
+    wait, may raise (e.g. :class:`~core.errors.Interrupted` when the hub stops) to end
+    the copy, and nothing of it is left."""
     dest.unlink(missing_ok=True)
+    waits = LockWait(source, timeout, stop)
     try:
-        src = connect(source, Mode.READ_ONLY, busy_timeout=timeout)
+        src = connect(source, Mode.READ_ONLY, busy_timeout=LOCK_SLICE_S)
     except sqlite3.Error as exc:
         raise ExportRejected(f"{source.name} cannot be opened: {exc}") from None
     try:
         with closing(src):
             try:
-                if _file_copy(src, source, dest, stop):
+                if _file_copy(src, source, dest, waits):
                     return "file"
             except OSError as exc:
                 if _full(exc):
@@ -159,18 +165,14 @@ def copy_database(source: Path, dest: Path, *, timeout: float,
                 # In steps (so ``stop`` can end it) from one read transaction: every step
                 # reads the same committed state, and a commit between steps does not
                 # make the backup start again.
-                src.execute("BEGIN")
-                try:
-                    src.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+                with waits.reading(src, "copying it"):
                     src.backup(dst, pages=_BACKUP_PAGES, progress=lambda *_: stop())
-                finally:
-                    src.rollback()
             return "backup"
     except sqlite3.Error as exc:
         dest.unlink(missing_ok=True)
         if _full(exc):
             raise StoreError(f"the snapshot store {dest.parent.parent} ran out of disk space "
-                             "while copying; still serving the last good snapshot") from None
+                             "while copying") from None
         if error_code(exc) in DAMAGED_CODES:
             raise ExportRejected(f"{source.name} is damaged or not a database ({exc})") from None
         if error_code(exc) in BUSY_CODES:
@@ -183,7 +185,7 @@ def copy_database(source: Path, dest: Path, *, timeout: float,
         dest.unlink(missing_ok=True)
         if _full(exc):
             raise StoreError(f"the snapshot store {dest.parent.parent} ran out of disk space "
-                             "while copying; still serving the last good snapshot") from None
+                             "while copying") from None
         raise StoreError(f"cannot write a snapshot in {dest.parent}: "
                          f"{exc.strerror or exc}") from None
     except BaseException:
@@ -327,8 +329,7 @@ def ready_copy(path: Path, cfg: HealConfig, *, last_rows: int | None,
         if _full(exc):
             path.unlink(missing_ok=True)
             raise StoreError(f"the snapshot store {path.parent.parent} ran out of disk space "
-                             "while indexing the copy; still serving the last good "
-                             "snapshot") from None
+                             "while indexing the copy") from None
         if isinstance(exc, sqlite3.DatabaseError):
             check_damage(path)  # a damaged page found by the index build: say so
         path.unlink(missing_ok=True)
@@ -351,6 +352,5 @@ def finish_copy(path: Path) -> None:
         path.unlink(missing_ok=True)
         if _full(exc):
             raise StoreError(f"the snapshot store {path.parent.parent} ran out of disk space "
-                             "while writing the copy; still serving the last good "
-                             "snapshot") from None
+                             "while writing the copy") from None
         raise

@@ -10,22 +10,31 @@ reads, and interrupting the work in hand when the hub stops.
 - :func:`time_limit` bounds a read with a progress handler (as Datasette does): a
   runaway query ends with SQLITE_INTERRUPT instead of holding a lock or a thread.
 - SQLite's busy wait cannot be interrupted (``Connection.interrupt`` stops running
-  statements, not the wait for a lock), so :func:`begin_immediate` waits for a write
-  lock in short slices, checking between them whether the hub is stopping.
+  statements, not the wait for a lock), so every wait for another program's lock on
+  the ERP's file goes through :class:`LockWait`: the statement that takes the lock
+  (``BEGIN IMMEDIATE``, the first read of a read transaction, ``COMMIT``) is tried
+  with a busy timeout of one slice (:data:`LOCK_SLICE_S`) and tried again until the
+  configured timeout has passed, checking between slices whether the hub is stopping.
+  Connections to the ERP's file are opened with that one-slice busy timeout too, so
+  no statement outside :class:`LockWait` waits longer than a slice.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from core.errors import DbBusy, DbMissing, DbReadOnly, DbUnreadable, HubError, Interrupted
 from core.paths import sqlite_uri
+
+log = logging.getLogger(__name__)
 
 BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 INTERRUPT_CODE = sqlite3.SQLITE_INTERRUPT
@@ -33,7 +42,8 @@ DAMAGED_CODES = {sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT}
 READONLY_CODES = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM}
 FULL_CODE = sqlite3.SQLITE_FULL
 _PROGRESS_STEPS = 1000  # VM steps between two looks at the clock
-_SLICE_S = 0.05  # one busy wait; the longest a stop waits for a lock wait to notice
+LOCK_SLICE_S = 0.05  # one busy wait: the longest a stop waits for a lock wait to notice
+_STILL_WAITING_S = 1.0  # a lock wait this long is logged (once): the hub is not stuck
 
 
 def error_code(exc: sqlite3.Error) -> int:
@@ -92,24 +102,62 @@ class Interrupter:
 NEVER = Interrupter()  # for callers with nothing to stop them
 
 
-def begin_immediate(conn: sqlite3.Connection, timeout: float, interrupter: Interrupter) -> None:
-    """``BEGIN IMMEDIATE``, waiting up to ``timeout`` s for another program's write lock
-    and ending with Interrupted as soon as ``interrupter`` says so. Raises the last
-    sqlite3 busy error when the lock is not released in time."""
-    deadline = time.monotonic() + timeout
-    restore = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
-    conn.execute(f"PRAGMA busy_timeout = {int(_SLICE_S * 1000)}")
-    try:
-        while True:
-            interrupter.check()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if error_code(exc) not in BUSY_CODES or time.monotonic() >= deadline:
-                    raise
-    finally:
-        conn.execute(f"PRAGMA busy_timeout = {restore}")
+@dataclass(frozen=True, slots=True)
+class LockWait:
+    """How work on ``path`` waits for another program's lock: up to ``timeout`` s for
+    each statement that takes a lock, in slices of :data:`LOCK_SLICE_S`, calling
+    ``stop()`` between slices (it raises, e.g. Interrupted, to end the wait)."""
+
+    path: Path
+    timeout: float
+    stop: Callable[[], None] = NEVER.check
+
+    def execute(self, conn: sqlite3.Connection, statement: str, what: str) -> sqlite3.Cursor:
+        """Run ``statement`` (one that takes a lock) on ``conn``, ``what`` saying why for
+        the log. Raises the last sqlite3 busy error when the lock is not released within
+        ``timeout``; whatever ``stop()`` raises when it says so."""
+        started = time.monotonic()
+        deadline = started + self.timeout
+        logged = False
+        restore = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+        conn.execute(f"PRAGMA busy_timeout = {round(LOCK_SLICE_S * 1000)}")
+        try:
+            while True:
+                try:
+                    return conn.execute(statement)
+                except sqlite3.OperationalError as exc:
+                    now = time.monotonic()
+                    if error_code(exc) not in BUSY_CODES or now >= deadline:
+                        raise
+                    if not logged and now - started >= _STILL_WAITING_S:
+                        logged = True
+                        log.info("%s is locked by another program; still waiting for it "
+                                 "while %s (up to %g s)", self.path.name, what, self.timeout)
+                self.stop()
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {restore}")
+
+    def begin_immediate(self, conn: sqlite3.Connection, what: str) -> None:
+        """``BEGIN IMMEDIATE``: wait for the write lock."""
+        self.execute(conn, "BEGIN IMMEDIATE", what)
+
+    def commit(self, conn: sqlite3.Connection, what: str) -> None:
+        """``COMMIT``: wait for the readers to let go (a busy COMMIT can be tried again,
+        its transaction stays open)."""
+        self.execute(conn, "COMMIT", what)
+
+    @contextmanager
+    def reading(self, conn: sqlite3.Connection, what: str) -> Iterator[sqlite3.Connection]:
+        """One read transaction whose lock (SHARED; a snapshot of a WAL file) is taken
+        first, by :meth:`execute`: no read inside the block waits for a lock again, and
+        no writer commits until it ends (rolled back: it wrote nothing)."""
+        conn.execute("BEGIN")
+        try:
+            # The first read takes the lock (and would see a hot journal).
+            self.execute(conn, "SELECT 1 FROM sqlite_master LIMIT 1", what).fetchall()
+            yield conn
+        finally:
+            conn.rollback()
 
 
 class Mode(StrEnum):

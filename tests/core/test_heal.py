@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -319,16 +320,33 @@ def test_waits_when_even_reading_is_locked(small_db: Path) -> None:
         erp.close()
 
 
-def test_an_interrupt_ends_a_heal_waiting_for_a_lock(small_db: Path) -> None:
-    """The hub stops while the heal waits out another program's write lock (here it
-    would wait ~30 s): the heal ends at once with Interrupted and writes nothing."""
+# What another program holds, and the heal's wait that it causes (as logged).
+HEAL_WAITS = {
+    "exclusive": (["BEGIN EXCLUSIVE"], "while reading its indexes"),
+    "immediate": (["BEGIN IMMEDIATE"], "while creating index idx_records_work_date"),
+    # A reader's SHARED lock: our COMMIT waits for it to let go.
+    "reader": (["BEGIN", "SELECT count(*) FROM items"],
+               "while creating index idx_records_work_date"),
+}
+
+
+@pytest.mark.parametrize("holder", sorted(HEAL_WAITS))
+def test_an_interrupt_ends_a_heal_waiting_for_a_lock(
+    small_db: Path, holder: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The hub stops while the heal waits out another program's lock (here it would wait
+    ~30 s): to read the indexes (EXCLUSIVE), to begin a write (IMMEDIATE) or to commit
+    it (a reader): the heal ends at once with Interrupted and writes nothing."""
     import time
 
     from core.errors import Interrupted
     from core.sqlite import Interrupter
+    from tests.conftest import wait_for
 
+    statements, wait = HEAL_WAITS[holder]
     erp = sqlite3.connect(small_db, isolation_level=None)
-    erp.execute("BEGIN IMMEDIATE")
+    for statement in statements:
+        erp.execute(statement)
     interrupter = Interrupter()
     outcome: list[BaseException | None] = []
 
@@ -340,18 +358,24 @@ def test_an_interrupt_ends_a_heal_waiting_for_a_lock(small_db: Path) -> None:
         except BaseException as exc:
             outcome.append(exc)
 
+    def waiting() -> bool:
+        return any("still waiting for it " + wait in r.getMessage() for r in caplog.records)
+
     worker = threading.Thread(target=run)
-    worker.start()
-    try:
-        time.sleep(0.5)  # most likely in the lock wait; wherever it is, it must end at once
-        started = time.monotonic()
-        interrupter.interrupt()
-        worker.join(5)
-        took = time.monotonic() - started
-    finally:
-        erp.execute("ROLLBACK")
-        erp.close()
-        worker.join(60)
+    with caplog.at_level("INFO", logger="core.sqlite"):
+        worker.start()
+        try:
+            wait_for(waiting, timeout=10, message=f"the heal waiting {wait}")
+            started = time.monotonic()
+            interrupter.interrupt()
+            worker.join(5)
+            took = time.monotonic() - started
+        finally:
+            erp.execute("ROLLBACK")
+            erp.close()
+            worker.join(60)
     assert outcome and isinstance(outcome[0], Interrupted), outcome
     assert took < 1.0
     assert index_columns(small_db) == {}
+    with closing(sqlite3.connect(small_db)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
