@@ -155,7 +155,7 @@ class Hub:
 
     def check_now(self) -> None:
         """Check (and heal) now, even with auto mode off; never piles up."""
-        self._request(check=True)
+        self._request(check=True, forced=True)
 
     def set_auto_mode(self, on: bool) -> None:
         if on == self._auto_mode:
@@ -407,9 +407,10 @@ class Hub:
             log.debug("periodic check")
             self._request(check=True, forced=False)
 
-    def _request(self, *, check: bool = False, forced: bool = True) -> None:
+    def _request(self, *, check: bool = False, forced: bool = False) -> None:
         """Ask the worker for one more cycle. ``check``: inspect even if nothing changed;
-        ``forced``: heal even with auto mode off (Check Now)."""
+        ``forced``: heal even with auto mode off (Check Now, and the retries of a cycle
+        Check Now started; never the retries of an automatic one)."""
         self._want_cycle = True
         if check:
             self._want_check = True
@@ -469,7 +470,7 @@ class Hub:
             self._publish()  # our own writes, a reader's touch, or paused: nothing to do
             return
         async with self.publisher.lock:
-            await self._check(current, new=changed or self._publish_due())
+            await self._check(current, new=changed or self._publish_due(), forced=forced)
 
     def _publish_due(self) -> bool:
         """An unchanged file still needs publishing: nothing published yet (first start
@@ -527,64 +528,64 @@ class Hub:
         if self._reschedule is not None:
             self._reschedule.set()
 
-    async def _check(self, settled: DbLook, *, new: bool) -> None:
+    async def _check(self, settled: DbLook, *, new: bool, forced: bool) -> None:
         """Heal the settled file in place (``[heal] in_place``), then, for a new export,
-        copy, verify and publish it."""
+        copy, verify and publish it. A retry it asks for is forced only if this was."""
         started = utcnow()
         after = settled
         report: HealReport | None = None
+        failure: Exception | None = None
         try:
-            if self.config.heal.in_place:
-                self._set(Activity.CHECKING, "checking indexes")
-                report = await anyio.to_thread.run_sync(
-                    lambda: heal(self.path, self.config.heal, expected=settled,
-                                 stats_version=self._stats_version,
-                                 interrupter=self._interrupter)
-                )
-            else:  # the ERP's file is only read: is it whole?
-                await anyio.to_thread.run_sync(check_readable, self.path)
-        except DbChanged as exc:
-            log.info("%s; waiting for it to settle again", exc)
-            self._checked()
+            report = await self._heal(settled)
+        except (DbChanged, DbMissing, DbUnreadable, DbBusy, DbReadOnly, sqlite3.Error,
+                OSError) as exc:
+            failure = exc
+        self._checked()  # whatever its end, once: the periodic check counts from now
+        if isinstance(failure, DbChanged):
+            log.info("%s; waiting for it to settle again", failure)
             self._set(Activity.SETTLING, "the file changed during the check; waiting again")
-            self._request(check=True)
+            self._request(check=True, forced=forced)
             return
-        except DbMissing:
-            self._checked()
+        if isinstance(failure, DbMissing):
             await self._missing(await self._look())
             return
-        except DbUnreadable as exc:
-            self._checked()
-            await self._unreadable(settled, str(exc), new=new)
+        if isinstance(failure, DbUnreadable):
+            await self._unreadable(settled, str(failure), new=new)
             return
-        except DbBusy as exc:
+        if isinstance(failure, DbBusy):
             # Another program (the ERP in a long transaction) holds the write lock:
             # wait for it like for any write, and fail only if it never lets go.
             self._busy_streak += 1
-            self._checked()
             if self._busy_streak < BUSY_CHECKS_BEFORE_FAILING:
-                log.info("%s; waiting for the other program to finish", exc)
+                log.info("%s; waiting for the other program to finish", failure)
                 self._set(Activity.IDLE)
-                self._request(check=True)
+                self._request(check=True, forced=forced)
                 return
-            self._busy_streak = 0
-            self._fail(started, str(exc), settled.version)
-        except (DbReadOnly, sqlite3.Error, OSError) as exc:
+        self._busy_streak = 0
+        if failure is not None:
             # The snapshot is still made and healed: readers get their indexes.
-            self._fail(started, str(exc), settled.version)
-        else:
-            self._busy_streak = 0
-            if report is not None:
-                after = report.after or settled
-                self._record(report, after)
-        self._checked()
+            self._fail(started, str(failure), settled.version)
+        elif report is not None:
+            after = report.after or settled
+            self._record(report, after)
         self._last_look = after
         self._known_version = after.version
         self._problem = None
-        if new and not await self._snapshot(after, written=settled):
+        if new and not await self._snapshot(after, written=settled, forced=forced):
             return  # the file changed while it was copied: settling again, say so
         self._set(Activity.IDLE)
         await self._save()
+
+    async def _heal(self, settled: DbLook) -> HealReport | None:
+        """Heal the ERP's file in place, or (``in_place = false``) only see it is whole."""
+        if not self.config.heal.in_place:
+            await anyio.to_thread.run_sync(check_readable, self.path)
+            return None
+        self._set(Activity.CHECKING, "checking indexes")
+        return await anyio.to_thread.run_sync(
+            lambda: heal(self.path, self.config.heal, expected=settled,
+                         stats_version=self._stats_version, interrupter=self._interrupter)
+        )
 
     def _record(self, report: HealReport, after: DbLook) -> None:
         self._last_check = CheckResult(
@@ -615,7 +616,7 @@ class Hub:
             message = "all indexes in place"
         self._set(message=message)
 
-    async def _snapshot(self, settled: DbLook, *, written: DbLook) -> bool:
+    async def _snapshot(self, settled: DbLook, *, written: DbLook, forced: bool) -> bool:
         """Copy, verify and publish; False when the file changed meanwhile (the cycle is
         asked for again and the status says settling)."""
         self._set(Activity.CHECKING, "copying and verifying the export")
@@ -625,7 +626,7 @@ class Hub:
             log.info("%s; waiting for it to settle again", exc)
             self._known_version = ""
             self._set(Activity.SETTLING, "the file changed while it was copied; waiting again")
-            self._request(check=True)
+            self._request(check=True, forced=forced)
             return False
         except DbMissing:
             await self._missing(await self._look())

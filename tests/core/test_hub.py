@@ -22,7 +22,7 @@ from core.erp.erpsim import (
     write_missing_table,
 )
 from core.heal import heal
-from core.state import HubState, load_state
+from core.state import Activity, HubState, load_state
 from tests.conftest import await_for, make_config, make_db
 from tests.core.hubtools import (
     count,
@@ -311,6 +311,39 @@ async def test_auto_mode_off_notes_the_update_and_only_check_now_heals(
         assert not hub.status().update_pending
     assert indexes_ok(small_db, config)
     assert load_state(config.state_file).auto_mode is False  # survives a restart
+
+
+async def test_a_busy_checks_retry_follows_auto_mode_switched_off_meanwhile(
+    tmp_path: Path, small_db: Path
+) -> None:
+    """An automatic check that finds the file locked asks for a retry; once Auto Mode is
+    off, that retry is an automatic check like any other: it notes the update and waits
+    for Check Now, it does not heal as if Check Now had been pressed."""
+    config = make_config(tmp_path, watch={"settle_interval": 0.2, "settle_checks": 2},
+                         heal={"connect_timeout": 2.0, "retries": 1, "retry_backoff": 0.0})
+    async with running_hub(config) as hub:
+        await until_event(hub, "indexes_healed")
+        await until_at_rest(hub)
+        await anyio.to_thread.run_sync(lambda: simulate_export(
+            small_db, ExportMode.REPLACE, rows=1500, seconds=0.0, seed=4, days=20))
+        erp = sqlite3.connect(small_db, isolation_level=None)
+        try:
+            erp.execute("BEGIN EXCLUSIVE")  # the ERP's long transaction: no reader gets in
+            await await_for(lambda: hub.status().activity is Activity.CHECKING, 10,
+                            message="the heal waiting for the lock")
+            hub.set_auto_mode(False)
+            await await_for(lambda: hub.status().update_pending, 10,
+                            message="the retry noting the update, auto mode off")
+            assert hub.status().message == "update detected, auto mode off"
+            assert count(hub, "heal_failed") == 0  # no forced retries against the lock
+        finally:
+            erp.execute("ROLLBACK")
+            erp.close()
+        assert count(hub, "indexes_healed") == 1
+        hub.check_now()
+        await until_event(hub, "indexes_healed", 2)
+        assert not hub.status().update_pending
+    assert indexes_ok(small_db, config)
 
 
 async def test_auto_mode_back_on_heals_the_waiting_update(tmp_path: Path, small_db: Path) -> None:
