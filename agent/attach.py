@@ -64,7 +64,7 @@ class RemoteHub:
         self._seq = 0
         self._latest: StatusSnapshot | None = None
         self._listeners: list[Listener] = []
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._work, name="pdh-attach", daemon=True)
 
     # lifetime ------------------------------------------------------------------------
@@ -144,7 +144,7 @@ class RemoteHub:
 
         return unsubscribe
 
-    def _submit(self, job: Callable[[], None]) -> bool:
+    def _submit(self, job: Callable[[], object]) -> bool:
         if not self._thread.is_alive():
             return False
         self._jobs.put(job)

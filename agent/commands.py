@@ -11,6 +11,7 @@ from typing import Any
 
 from agent.cli_support import load as _load
 from core.net import base_url
+from dashboard.hubapi import ApiDown, ApiRefused, HubApi, HubApiError
 
 
 def _progress_bar(total: int, desc: str) -> tuple[Callable[[int], None], Callable[[], None]]:
@@ -132,15 +133,19 @@ def cmd_check(args: argparse.Namespace) -> int:
         lock.acquire(InstanceInfo(pid=os.getpid(), db=str(config.db_path)), wait_info_s=0.5)
     except AlreadyRunning as exc:
         # One writer per store: the running agent checks, heals and publishes.
-        asked = _ask_agent(config, exc.info, "POST", "/hub/check")
-        if asked is None:
+        try:
+            asked = _holder_api(config, exc.info).check_now()
+        except ApiDown:
             who = exc.info.describe() if exc.info else "pid unknown"
             print(f"pdh: an agent is running for this database ({who}) and owns the "
                   "snapshot store; its API did not answer, so use its Check Now (tray "
                   "or dashboard)", file=sys.stderr)
             return 1
+        except ApiRefused as refused:
+            print(f"pdh: the running agent refused: {refused.reason}", file=sys.stderr)
+            return 1
         print(f"an agent is running for this database; asked it to check now "
-              f"(state {asked.get('state')}); see pdh status")
+              f"(state {asked.state}); see pdh status")
         return 0
     with lock:
         adopt_legacy(config, loaded.source)
@@ -174,16 +179,17 @@ def cmd_publish(args: argparse.Namespace) -> int:
     try:
         lock.acquire(InstanceInfo(pid=os.getpid(), db=str(config.db_path)), wait_info_s=0.5)
     except AlreadyRunning as exc:
-        answer = _ask_agent(config, exc.info, "POST", "/hub/publish", {"force": True})
-        if answer is None:
+        try:
+            answer = _holder_api(config, exc.info).publish_anyway()
+        except ApiDown:
             print("pdh: an agent is running for this database, and its API did not answer; "
                   "use Publish anyway in its tray menu or dashboard", file=sys.stderr)
             return 1
-        if "detail" in answer:
-            print(f"pdh: not published: {answer['detail']}", file=sys.stderr)
+        except ApiRefused as refused:
+            print(f"pdh: not published: {refused.reason}", file=sys.stderr)
             return 1
-        published = answer.get("published") or {}
-        print(f"published by the running agent as {published.get('version')}")
+        version = answer.published.version if answer.published else None
+        print(f"published by the running agent as {version}")
         return 0
 
     async def run() -> str:
@@ -209,29 +215,14 @@ def _store_lock(loaded: Any) -> Any:
     return hub_lock(loaded.config)
 
 
-def _ask_agent(config: Any, holder: Any, method: str, route: str,
-               body: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """A control call to the API of ``holder`` (the :class:`InstanceInfo` of the hub that
-    holds this database's lock, which says where its API answers); None if it has none or
-    does not answer as an agent. Errors it answers with come back as ``{"detail": ...}``."""
-    import httpx
-
-    base = holder.api_url if holder is not None else None
-    if not base:
-        return None
-    headers = {"Authorization": f"Bearer {config.api.token}"} if config.api.token else {}
-    try:
-        response = httpx.request(method, f"{base}/api/v1{route}",
-                                 json=body, headers=headers, timeout=30)
-    except httpx.HTTPError:
-        return None
-    try:
-        data: dict[str, Any] = response.json()
-    except ValueError:
-        return None
-    if response.status_code >= 400:
-        return {"detail": data.get("detail", f"HTTP {response.status_code}")}
-    return data
+def _holder_api(config: Any, holder: Any) -> HubApi:
+    """The API of ``holder`` (the :class:`InstanceInfo` of the hub that holds this
+    database's lock, which says where its API answers): calls to a hub with none, or an
+    unknown holder, end in ApiDown."""
+    url = holder.api_url if holder is not None else None
+    if not url:
+        raise ApiDown("the running hub has no API on this computer")
+    return HubApi(url, config.api.token, timeout=30.0)
 
 
 def register_status(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -242,21 +233,15 @@ def register_status(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def _live_status(config: Any) -> dict[str, Any] | None:
     """The running agent's status from its API on this machine, or None."""
-    import httpx
-
     if not config.api.enabled:
         return None
-    base = base_url(config.api.host, config.api.port)
     try:
-        response = httpx.get(f"{base}/api/v1/hub/status", timeout=2)
-    except httpx.HTTPError:
+        live = HubApi(base_url(config.api.host, config.api.port), config.api.token).status()
+    except HubApiError:
         return None
-    if response.status_code != 200:
-        return None
-    data: dict[str, Any] = response.json()
-    if data.get("db", {}).get("path") != str(config.db_path):
+    if live.db.path != str(config.db_path):
         return None  # another hub on that port, for another database
-    return data
+    return live.model_dump(mode="json")
 
 
 def cmd_status(args: argparse.Namespace) -> int:

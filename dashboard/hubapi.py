@@ -81,19 +81,23 @@ class HubApi:
             raise ApiRefused(response.status_code, _reason(response))
         return response
 
-    def status(self) -> StatusSnapshot:
-        response = self._call("GET", "/hub/status")
+    def _status(self, method: str, path: str, json: object | None = None) -> StatusSnapshot:
+        response = self._call(method, path, json)
         try:
             return StatusSnapshot.model_validate_json(response.content)
         except ValidationError:
-            raise ApiDown(f"{self.url}/hub/status did not answer with the hub's status") from None
+            raise ApiDown(f"{self.url}{path} did not answer with the hub's status") from None
 
-    def check_now(self) -> None:
-        self._call("POST", "/hub/check")
+    def status(self) -> StatusSnapshot:
+        return self._status("GET", "/hub/status")
 
-    def publish_anyway(self) -> None:
+    def check_now(self) -> StatusSnapshot:
+        """Ask for a check; the hub's status as it took the request."""
+        return self._status("POST", "/hub/check")
+
+    def publish_anyway(self) -> StatusSnapshot:
         """Publish the held-back export (ApiRefused with the hub's reason if it cannot)."""
-        self._call("POST", "/hub/publish", {"force": True})
+        return self._status("POST", "/hub/publish", {"force": True})
 
     def set_auto_mode(self, on: bool) -> None:
         self._call("PUT", "/hub/auto-mode", json={"auto_mode": on})

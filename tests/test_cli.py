@@ -16,9 +16,10 @@ from tests.conftest import wait_for
 
 
 def pdh(
-    *args: str, cwd: Path | None = None, timeout: float = 120
+    *args: str, cwd: Path | None = None, timeout: float = 120,
+    env_extra: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
     env.pop("PDH_CONFIG", None)
     return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True,
                           text=True, timeout=timeout, cwd=cwd, env=env)
@@ -216,15 +217,23 @@ def test_status_asks_the_running_agent_then_falls_back(tmp_path: Path, small_db:
         [sys.executable, "-m", "agent", "run", "--headless", "--config", str(cfg)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
+    # An office PC's proxy settings: the hub on this computer is asked directly anyway.
+    proxied = {name: f"http://127.0.0.1:{free_port()}" for name in
+               ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy")}
     try:
         def live() -> dict[str, object] | None:
-            done = pdh("status", "--config", str(cfg), "--json")
+            done = pdh("status", "--config", str(cfg), "--json", env_extra=proxied)
             data = json.loads(done.stdout)
             ready = data["source"] == "running agent" and data.get("last_check")
             return data if ready else None
 
         data = wait_for(live, 60, interval=0.5, message="the agent answering pdh status")
         assert data["servers"]["api"]["state"] == "running"  # type: ignore[index]
+        asked = pdh("check", "--config", str(cfg), env_extra=proxied)
+        assert asked.returncode == 0, asked.stderr
+        assert "asked it to check now" in asked.stdout
+        wait_for(lambda: (d := live()) and d["last_check"]["result"] == "ok",  # type: ignore[index]
+                 30, interval=0.5, message="the check asked for, done")
         text = pdh("status", "--config", str(cfg)).stdout
         assert "from:             running agent" in text
         assert f"api:              running http://127.0.0.1:{port}" in text
@@ -236,7 +245,7 @@ def test_status_asks_the_running_agent_then_falls_back(tmp_path: Path, small_db:
             proc.kill()
     after = json.loads(pdh("status", "--config", str(cfg), "--json").stdout)
     assert after["source"] == "saved state (agent not reachable)"
-    assert after["last_check"]["result"] == "healed"
+    assert after["last_check"]["result"] == "ok"  # the check pdh check asked for
 
 
 @pytest.mark.parametrize("command", ["dashboard", "api"])
