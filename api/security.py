@@ -5,32 +5,14 @@ A server reachable from other machines with no token set refuses to start.
 
 from __future__ import annotations
 
-import ipaddress
-import secrets
 from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException, Request, status
 
 from core.config import ApiConfig
+from core.net import is_loopback, secret_matches
 
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
-
-
-def is_loopback(host: str | None) -> bool:
-    """True for 127.0.0.0/8, ::1 (also IPv4-mapped) and the name localhost."""
-    if not host:
-        return False
-    name = host.strip("[]").lower()
-    if name in LOOPBACK_NAMES:
-        return True
-    try:
-        addr = ipaddress.ip_address(name.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return addr.ipv4_mapped.is_loopback
-    return addr.is_loopback
-
+__all__ = ["check_control", "control_dependency", "is_loopback", "startup_problem"]
 
 def startup_problem(api: ApiConfig) -> str | None:
     """Why the API must not start with this config, or None."""
@@ -52,9 +34,7 @@ def check_control(client_host: str | None, authorization: str | None, token: str
             "control from other machines is off: set [api] token in the hub's config",
         )
     scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(
-        given.strip().encode(), token.encode()
-    ):
+    if scheme.lower() != "bearer" or not secret_matches(given.strip(), token):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "control from another machine needs the header Authorization: Bearer <api.token>",

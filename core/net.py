@@ -1,4 +1,6 @@
-"""Where a server the hub runs can be reached from this computer, given the host it binds.
+"""Where a server the hub runs can be reached from this computer, given the host it binds;
+what counts as this computer (:func:`is_loopback`); and how a secret is compared
+(:func:`secret_matches`). The API and the dashboard use these alone.
 
 A wildcard bind is reached on the loopback of its own family: ``""`` and ``0.0.0.0``
 (every IPv4 address) on ``127.0.0.1``; ``::`` (every address) on ``::1``, since on
@@ -7,10 +9,14 @@ Windows a socket bound to ``::`` takes IPv6 only. Any other host is used as it i
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import socket
 
-__all__ = ["WILDCARD_HOSTS", "base_url", "is_wildcard", "port_in_use", "reachable_host",
-           "url_host"]
+__all__ = ["LOOPBACK_NAMES", "WILDCARD_HOSTS", "base_url", "is_loopback", "is_wildcard",
+           "port_in_use", "reachable_host", "secret_matches", "url_host"]
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
 
@@ -50,3 +56,25 @@ def port_in_use(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for 127.0.0.0/8, ::1 (also IPv4-mapped, bracketed or with a zone) and the
+    names of this computer's loopback (``localhost``)."""
+    if not host:
+        return False
+    name = host.strip().strip("[]").lower()
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        addr = ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped.is_loopback
+    return addr.is_loopback
+
+
+def secret_matches(given: str, expected: str) -> bool:
+    """A token or password compared in constant time; an empty secret never matches."""
+    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())

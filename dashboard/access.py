@@ -19,14 +19,9 @@ from streamlit import runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.config import Config
+from core.net import secret_matches
 from dashboard.i18n import Lang, tr
-from dashboard.viewer import (
-    Throttle,
-    Viewer,
-    control_token,
-    secret_matches,
-    viewer_of,
-)
+from dashboard.viewer import Throttle, Viewer, control_token, viewer_of
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ that is not an address, makes the viewer unknown, and unknown is remote.
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import threading
 import time
@@ -25,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from core.config import Config
-from core.net import is_wildcard
+from core.net import is_loopback, is_wildcard
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -121,11 +120,6 @@ def control_token(config: Config) -> str:
     return config.dashboard.admin_token or config.api.token
 
 
-def secret_matches(given: str, expected: str) -> bool:
-    """In constant time; an empty secret never matches."""
-    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
-
-
 class Throttle:
     """A short back-off per (purpose, address) after a wrong token or password:
     ``BACKOFF_FIRST_S``, doubling with each wrong try in a row, at most ``BACKOFF_MAX_S``;
@@ -159,17 +153,10 @@ class Throttle:
             self._book.pop(key, None)
 
 
-def is_loopback_host(host: str) -> bool:
-    if host.strip("[]").lower() == "localhost":
-        return True
-    addr = parse_address(host)
-    return addr is not None and addr.is_loopback
-
-
 def exposure(config: Config) -> str | None:
     """The start-up line for a dashboard other computers can reach (None: loopback only)."""
     cfg = config.dashboard
-    if is_loopback_host(cfg.host):
+    if is_loopback(cfg.host):
         return None
     where = "every interface" if is_wildcard(cfg.host) else cfg.host
     readers = (f"after the page password (${cfg.password_env})" if cfg.password_env

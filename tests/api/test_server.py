@@ -172,7 +172,9 @@ async def test_csv_streams_from_one_snapshot_while_a_new_one_is_published(
 
 
 def test_loopback_detection() -> None:
-    for host in ("127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "::ffff:127.0.0.1"):
+    for host in ("127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "::ffff:127.0.0.1",
+                 "LOCALHOST", "localhost.localdomain", "ip6-localhost", " 127.0.0.1 ",
+                 "::1%eth0"):
         assert is_loopback(host), host
     for host in ("0.0.0.0", "::", "", None, "192.168.0.10", "10.0.0.1", "example.com",
                  "::ffff:10.0.0.1", "testclient"):

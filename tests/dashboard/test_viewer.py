@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.config import Config, ConfigError, parse_config
+from core.net import secret_matches
 from dashboard.viewer import (
     Networks,
     Throttle,
@@ -15,7 +16,6 @@ from dashboard.viewer import (
     exposure,
     identify,
     parse_address,
-    secret_matches,
 )
 
 LOOPBACK = Networks(["127.0.0.0/8", "::1"])
@@ -110,6 +110,18 @@ def test_control_token_is_admin_token_else_api_token() -> None:
     assert control_token(Config.model_validate({"api": {"token": "a"}})) == "a"
     both = Config.model_validate({"api": {"token": "a"}, "dashboard": {"admin_token": "d"}})
     assert control_token(both) == "d"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "localhost.localdomain",
+                                  "ip6-localhost", "::1", "[::1]", "0.0.0.0", "::",
+                                  "192.168.0.10", "example.com"])
+def test_the_api_and_the_dashboard_agree_on_what_is_this_computer(host: str) -> None:
+    """One rule: a host the API would not start on without a token is one the dashboard
+    says other computers can reach, and the other way round."""
+    from api.security import startup_problem
+
+    config = Config.model_validate({"api": {"host": host}, "dashboard": {"host": host}})
+    assert (startup_problem(config.api) is None) == (exposure(config) is None), host
 
 
 def test_exposure_line() -> None:
