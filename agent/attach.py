@@ -59,7 +59,6 @@ class RemoteHub:
         self.poll_interval = poll_interval
         self.on_refused = on_refused
         self.problem: str | None = None
-        self.polls = 0  # answered or not (tests wait on it)
         self._lock = threading.Lock()
         self._seq = 0
         self._latest: StatusSnapshot | None = None
@@ -106,7 +105,6 @@ class RemoteHub:
         except ApiRefused as exc:
             snapshot, problem = None, exc.reason
         with self._lock:
-            self.polls += 1
             changed = problem != self.problem or (snapshot is not None
                                                   and snapshot != self._latest)
             if problem is not None and problem != self.problem:

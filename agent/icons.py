@@ -78,16 +78,3 @@ def icon_file(size: int = 64) -> str:
 def ico_file() -> str:
     """Path of the Windows .ico."""
     return str(resources.files("icons").joinpath("pdh.ico"))
-
-
-def nearest_state(rgb: tuple[int, int, int], *, tolerance: float = 60.0) -> HubState | None:
-    """The state whose colour ``rgb`` is (within ``tolerance``), else None.
-
-    Used to read the icon's state back from a screenshot.
-    """
-    best: tuple[float, HubState | None] = (tolerance, None)
-    for state, colour in STATE_COLOURS.items():
-        dist = sum((a - b) ** 2 for a, b in zip(rgb, colour, strict=True)) ** 0.5
-        if dist < best[0]:
-            best = (dist, state)
-    return best[1]

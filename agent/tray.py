@@ -166,7 +166,6 @@ class Tray:
         self.icon.menu = backend.make_menu(self.view.menu, self.perform)
         self.dispatcher = backend.dispatcher(self.icon)
         self._unsubscribe = channel.subscribe(self._on_snapshot)
-        self.applied = 0  # views applied (tests wait on it)
 
     # hub thread --------------------------------------------------------------------
 
@@ -192,7 +191,6 @@ class Tray:
             self.icon.title = view.tooltip
         if view.menu != old.menu:
             self.icon.menu = self.backend.make_menu(view.menu, self.perform)
-        self.applied += 1
 
     def _setup(self, icon: Any) -> None:
         """Runs once the icon's loop is up (pystray calls it on a helper thread)."""

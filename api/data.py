@@ -39,8 +39,6 @@ from api.models import (
 from core import queries
 from core.eventlog import iso
 from core.queries import RECORD_FIELDS, DataUnavailable, Filters, Order, Record
-from core.records_csv import csv_header as csv_header
-from core.records_csv import csv_rows
 from core.serving import Serving, serving
 from core.store import Store
 
@@ -357,5 +355,3 @@ class DataSource:
 DEFAULT_TOP = 20  # summary/items default top-N
 FIRST_PAGES = (100, 50)  # records: the route's default page size, the dashboard's first
 
-# The routes' records.csv stream: csv_header(), then csv_page(page) for each page.
-csv_page = csv_rows

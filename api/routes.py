@@ -17,8 +17,6 @@ from api.data import (
     CsvStart,
     DataSource,
     Served,
-    csv_header,
-    csv_page,
     raw_key,
 )
 from api.models import (
@@ -40,6 +38,7 @@ from api.params import CODE_MAX, OrderName, Page, record_filters, record_page
 from api.security import control_dependency
 from core.publisher import PublishRefused
 from core.queries import MAX_PAGE, DataUnavailable, Filters, Kpis
+from core.records_csv import csv_header, csv_rows
 from core.state import StatusSnapshot
 
 if TYPE_CHECKING:
@@ -175,7 +174,7 @@ def data_router(source: DataSource) -> APIRouter:
         headers["Content-Disposition"] = 'attachment; filename="production_records.csv"'
 
         async def body() -> AsyncIterator[bytes]:
-            yield csv_header() + csv_page(start.first or [])
+            yield csv_header() + csv_rows(start.first or [])
             rest = start.rest
             if rest is None:
                 return
@@ -183,7 +182,7 @@ def data_router(source: DataSource) -> APIRouter:
                 page = await anyio.to_thread.run_sync(next, rest, None)
                 if page is None:
                     return
-                yield csv_page(page)
+                yield csv_rows(page)
 
         return CsvResponse(body(), media_type="text/csv; charset=utf-8", headers=headers)
 

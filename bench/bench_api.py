@@ -69,6 +69,7 @@ from core.checkonce import check_once  # noqa: E402
 from core.config import Config, load_config  # noqa: E402
 from core.erp.demodb import create_demo_db  # noqa: E402
 from core.erp.erpsim import ExportMode, simulate_export  # noqa: E402
+from core.eventlog import read_events  # noqa: E402
 from core.queries import Filters  # noqa: E402
 from core.queries.records import _records_sql  # noqa: E402
 from core.store import store_of  # noqa: E402
@@ -372,18 +373,6 @@ def months_of(end: date) -> list[tuple[str, str]]:
         last = (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
         out.append((first.isoformat(), last.isoformat()))
         first = (first - timedelta(days=1)).replace(day=1)
-    return out
-
-
-def read_events(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text("utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
     return out
 
 

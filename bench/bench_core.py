@@ -29,7 +29,6 @@ the end. The load average (``/proc/loadavg``) is printed with each figure.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sqlite3
@@ -48,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.machine import describe, loadavg  # noqa: E402
 from core.config import HealConfig, default_indexes  # noqa: E402
 from core.erp.demodb import create_demo_db  # noqa: E402
+from core.eventlog import read_events  # noqa: E402
 from core.heal import heal  # noqa: E402
 from core.snapshot import copy_database, prepare, verify  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
@@ -174,18 +174,6 @@ def write_config(folder: Path, db: Path, settle_interval: float, settle_checks: 
         encoding="utf-8",
     )
     return cfg
-
-
-def read_events(events: Path) -> list[dict[str, object]]:
-    if not events.exists():
-        return []
-    out = []
-    for line in events.read_text("utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:  # a line being written
-            break
-    return out
 
 
 def wait_event(events: Path, name: str, n: int, timeout: float,

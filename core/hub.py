@@ -122,8 +122,6 @@ class Hub:
         self._tg: anyio.abc.TaskGroup | None = None
         self._save_wanted: anyio.Event | None = None
         self._save_lock = anyio.Lock()
-        self.cycles = 0
-        self.heals = 0
 
     # wiring ------------------------------------------------------------------------
 
@@ -437,7 +435,6 @@ class Hub:
                 self._set(Activity.IDLE, "internal error; see the log")
             if self._activity is not Activity.IDLE and not self._want_cycle:
                 self._set(Activity.IDLE)  # (a cycle asked for again shows its own state)
-            self.cycles += 1
 
     # the cycle ---------------------------------------------------------------------
 
@@ -596,7 +593,6 @@ class Hub:
             duration_s=round(report.duration_s, 3),
             version=after.version,
         )
-        self.heals += bool(report.healed)
         if report.result != "failed" and self.config.heal.analyze:
             self._stats_version = after.version
         if report.result == "failed":

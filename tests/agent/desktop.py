@@ -21,8 +21,8 @@ from typing import Any
 
 from PIL import Image
 
-from agent.icons import nearest_state
 from core.state import HubState
+from tests.icon_colours import nearest_state
 
 REQUIRED_TOOLS = ("Xvfb", "xdpyinfo", "trayer", "dbus-daemon", "xdotool", "import",
                   "xwininfo")

@@ -8,9 +8,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from agent.icons import nearest_state
 from agent.tray_view import Action, MenuEntry
 from core.state import HubState
+from tests.icon_colours import nearest_state
 
 
 class FakeDispatcher:

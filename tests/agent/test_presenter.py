@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from PIL import Image
 
-from agent.icons import ICON_SIZES, STATE_COLOURS, ico_file, nearest_state, state_icon
+from agent.icons import ICON_SIZES, STATE_COLOURS, ico_file, state_icon
 from agent.tray_texts import resolve_language, system_language
 from agent.tray_view import Action, MenuEntry, TrayView, docs_url, present
 from core.state import (
@@ -18,6 +18,7 @@ from core.state import (
     ServerStatus,
     StatusSnapshot,
 )
+from tests.icon_colours import nearest_state
 
 NOW = datetime(2026, 3, 31, 14, 30, tzinfo=UTC)
 

@@ -153,7 +153,8 @@ async def test_demo_exporter_service_in_a_hub(tmp_path: Path, small_db: Path) ->
     demo.install(hub)
     async with anyio.create_task_group() as tg:
         await tg.start(hub.run)
-        await await_for(lambda: hub.heals >= 3, timeout=20, message="heals after two exports")
+        await await_for(lambda: [e["event"] for e in hub.events.recent(50)].count(
+            "indexes_healed") >= 3, timeout=20, message="heals after two exports")
         hub.shutdown()
     assert hub.status().last_check is not None
 

@@ -14,7 +14,6 @@ import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from agent.autostart import XdgAutostart, launch_command
-from agent.icons import nearest_state
 from agent.tray import Tray, TrayDeps
 from agent.tray_view import Action
 from core.channel import Channel, CommandKind
@@ -23,6 +22,7 @@ from core.hub import Hub
 from core.state import HubState, ServerState, ServerStatus
 from tests.agent.fake_tray import FakeBackend, FakeIcon
 from tests.conftest import make_config, wait_for
+from tests.icon_colours import nearest_state
 
 
 @dataclass
@@ -115,9 +115,9 @@ def test_menu_actions_become_hub_commands(running: Running, tmp_path: Path,
     wait_for(lambda: icon.state is HubState.PAUSED, message="grey icon")
     assert icon.find(Action.AUTO_MODE).checked is False
 
-    checks_before = hub.cycles
+    checked = hub.status().last_check
     icon.click(Action.CHECK_NOW)
-    wait_for(lambda: hub.cycles > checks_before, message="a check run by Check Now")
+    wait_for(lambda: hub.status().last_check != checked, message="a check run by Check Now")
 
     icon.click(Action.AUTO_MODE)
     wait_for(lambda: hub.auto_mode and icon.state is HubState.HEALTHY, message="green again")

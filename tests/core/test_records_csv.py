@@ -7,10 +7,9 @@ import csv
 import io
 from pathlib import Path
 
-from api.data import csv_header, csv_page
 from core import queries as q
 from core.queries import RECORD_FIELDS, Record
-from core.records_csv import csv_document
+from core.records_csv import csv_document, csv_header, csv_rows
 from dashboard import data as dashboard_data
 
 
@@ -26,7 +25,7 @@ def _record(n: int, **changes: object) -> Record:
 
 def test_both_outputs_are_byte_identical_for_the_same_rows(small_db: Path) -> None:
     pages = [[_record(1), _record(2, item_name=None)], [_record(3, shift="N")]]
-    streamed = csv_header() + b"".join(csv_page(page) for page in pages)
+    streamed = csv_header() + b"".join(csv_rows(page) for page in pages)
     assert streamed == csv_document(pages)
     assert streamed.startswith("\ufeff".encode()) and b"\r\n" in streamed
     rows = list(csv.reader(io.StringIO(streamed.decode("utf-8-sig"), newline="")))
@@ -39,6 +38,6 @@ def test_both_outputs_are_byte_identical_for_the_same_rows(small_db: Path) -> No
     # The real readers over one snapshot: the dashboard's file is the API's stream.
     filters = q.Filters()
     api_bytes = csv_header() + b"".join(
-        csv_page(page) for page in q.iter_records(small_db, filters, page_size=37))
+        csv_rows(page) for page in q.iter_records(small_db, filters, page_size=37))
     assert dashboard_data.records_csv(small_db, filters) == api_bytes
     assert api_bytes.count(b"\r\n") > 37

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from agent.icons import nearest_state
 from core.state import HubState
+from tests.icon_colours import nearest_state
 
 TASKBAR_PX = 20  # Wine's taskbar strip at the bottom of its virtual desktop
 
