@@ -4,7 +4,7 @@ Starts a private X desktop (Xvfb, a session bus, a test notification service, tr
 then ``pdh run`` (tray + core; API and dashboard off, so no children) on a small demo
 database, waits until the icon is docked and green, and measures the idle agent for
 ``--seconds``: RSS (max and at the end) and CPU % (process CPU time / wall time).
-Target (issue 6): RSS <= 80 MB, CPU <= 0.5 %.
+Target: RSS <= 80 MB, CPU <= 0.5 %.
 """
 
 from __future__ import annotations

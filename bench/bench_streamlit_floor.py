@@ -1,7 +1,7 @@
 """What a page with the dashboard's elements costs in Streamlit itself, with no data and
 no hub: ``python bench/bench_streamlit_floor.py [--loads 5]``.
 
-Issue 16 asks for a warm dashboard load within 1.3 x a bare one-metric page. This
+The target is a warm dashboard load within 1.3 x a bare one-metric page. This
 measures the floor under that target: one plain Streamlit script, served with the
 dashboard's own flags, whose ``?parts=N`` query draws the first N groups of what the
 default view draws, from constant in-memory data:

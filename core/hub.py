@@ -390,7 +390,7 @@ class Hub:
         self._request()
 
     async def _scheduler(self) -> None:
-        """The periodic check (the seed's hourly check, shown as Next Check)."""
+        """The periodic check every ``check_interval`` (shown as Next Check)."""
         interval = self.config.watch.check_interval
         while True:
             self._reschedule = anyio.Event()

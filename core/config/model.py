@@ -118,7 +118,7 @@ class ApiConfig(_Section):
     cors_origins: list[str] = Field(default_factory=list)
     # Threads that run /records reads. One by default: a read that returns many rows
     # hands the GIL over at every row, and two such reads in one process at once run
-    # slower together than one after the other (docs/benchmarks.md, issue 10).
+    # slower together than one after the other (docs/benchmarks.md, "The records lane").
     record_readers: int = Field(1, ge=1, le=32, description="threads for /records reads")
     # Processes that serve ``pdh api`` (the API alone), accepting on one socket: one
     # process has one GIL, so a second core serves only with a second process (the
