@@ -44,8 +44,9 @@ def cmd_service(args: argparse.Namespace) -> int:
         if args.action == "install":
             command = service_command(loaded.source)
             manager.install(command)
-            manager.start()
-            print(f"service {SERVICE_NAME} installed and started (starts with Windows)")
+            # Started once: the manager may have started the new automatic service itself.
+            how = "started" if manager.start() else "started by the service manager"
+            print(f"service {SERVICE_NAME} installed and {how} (starts with Windows)")
             print(f"  runs: {subprocess.list2cmdline(command)}")
         elif args.action == "uninstall":
             if manager.uninstall():
@@ -53,8 +54,8 @@ def cmd_service(args: argparse.Namespace) -> int:
             else:
                 print(f"service {SERVICE_NAME} was not installed")
         elif args.action == "start":
-            manager.start()
-            print(f"service {SERVICE_NAME} started")
+            started = manager.start()
+            print(f"service {SERVICE_NAME} {'started' if started else 'was already running'}")
         elif args.action == "stop":
             stopped = manager.stop()
             print(f"service {SERVICE_NAME} {'stopped' if stopped else 'was not running'}")

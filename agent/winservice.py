@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import sys
 import threading
 import time
@@ -44,6 +45,8 @@ ACCEPT_STOP, ACCEPT_SHUTDOWN = 0x1, 0x4
 ERROR_SERVICE_DOES_NOT_EXIST, ERROR_SERVICE_NOT_ACTIVE = 1060, 1062
 ERROR_FAILED_SERVICE_CONTROLLER_CONNECT, ERROR_SERVICE_EXISTS = 1063, 1073
 ERROR_SERVICE_SPECIFIC_ERROR = 1066
+ERROR_SERVICE_ALREADY_RUNNING = 1056
+EXIT_ALREADY_RUNNING = 2  # the service's specific exit code, and `service run`'s
 CONFIG_DESCRIPTION, CONFIG_FAILURE_ACTIONS, CONFIG_FAILURE_ACTIONS_FLAG = 1, 2, 4
 SC_ACTION_RESTART = 1
 
@@ -180,10 +183,20 @@ class ServiceManager:
         finally:
             self.api.CloseServiceHandle(service)
 
-    def start(self) -> None:
+    def start(self) -> bool:
+        """Start it; False when it was already starting or running (the SCM may have
+        started it itself: an automatic service whose manager came up after the install,
+        as Wine's services.exe does with each new Wine session). Never a second start."""
+        if self.state() in ("starting", "running"):
+            return False
         service = self._open(SERVICE_START)
         try:
-            _check(self.api.StartServiceW(service, 0, None), "StartService")
+            if not self.api.StartServiceW(service, 0, None):
+                code = ctypes.get_last_error()  # type: ignore[attr-defined]
+                if code == ERROR_SERVICE_ALREADY_RUNNING:
+                    return False
+                raise ServiceError("StartService", code)
+            return True
         finally:
             self.api.CloseServiceHandle(service)
 
@@ -246,12 +259,62 @@ def run_service(config: Config, config_source: Path | None) -> int:
     if not advapi.StartServiceCtrlDispatcherW(table):
         code = ctypes.get_last_error()  # type: ignore[attr-defined]
         if code == ERROR_FAILED_SERVICE_CONTROLLER_CONNECT:
+            other = running_hub(config)
+            if other is not None:
+                print(f"pdh: not started: {other}", file=sys.stderr)
+                return EXIT_ALREADY_RUNNING
             print("pdh: `pdh service run` is what the Windows service runs; start it with "
                   "`pdh service start` (or run the hub with `pdh run --headless`)",
                   file=sys.stderr)
             return 2
         raise ServiceError("StartServiceCtrlDispatcher", code)
     return service.exit_code
+
+
+def refusal(exc: Any, config: Config) -> str:
+    """Why a hub is not started: the one that runs for this database, named."""
+    info = exc.info
+    who = info.describe() if info is not None else "pid unknown"
+    mode = f", {info.mode}" if info is not None and info.mode else ""
+    return f"a hub already runs for {config.db_path} ({who}{mode})"
+
+
+def running_hub(config: Config) -> str | None:
+    """:func:`refusal` for the hub that holds this database's lock, or None (the lock is
+    taken and given back at once)."""
+    from agent.instance import AlreadyRunning, InstanceInfo, hub_lock
+
+    lock = hub_lock(config)
+    try:
+        lock.acquire(InstanceInfo(pid=os.getpid(), db=str(config.db_path)), wait_info_s=1.0)
+    except AlreadyRunning as exc:
+        return refusal(exc, config)
+    lock.release()
+    return None
+
+
+def _log_failure(what: str, config: Config) -> None:
+    """Log the exception in hand, setting up the log first if the failure came before;
+    with no log at all, into pdh-service-error.txt in %TEMP%."""
+    import traceback
+
+    root = logging.getLogger()
+    if not root.handlers:
+        try:
+            from core.logs import setup_logging
+
+            setup_logging(config.log_dir, console=False)
+        except Exception:  # noqa: BLE001
+            pass
+    if root.handlers:
+        log.exception(what)
+        return
+    try:
+        folder = Path(os.environ.get("TEMP") or ".")
+        with (folder / "pdh-service-error.txt").open("a", encoding="utf-8") as out:
+            out.write(f"{what}:\n{traceback.format_exc()}\n")
+    except OSError:
+        pass
 
 
 class HubService:
@@ -287,6 +350,24 @@ class HubService:
         return 0 if code == CONTROL_INTERROGATE else 120  # ERROR_CALL_NOT_IMPLEMENTED
 
     def main(self, handler: Any) -> None:
+        """The service's main. The first thing it does is report START_PENDING: the SCM
+        waits for that (Wine's services.exe 10 s, then it ends the process), so nothing
+        that can fail or take long (imports, the log, the lock) comes before it. Whatever
+        fails after it is logged and reported as a stop with an error: an exception
+        escaping a ctypes callback is printed to a stderr a service does not have, and
+        the SCM would be left waiting for a report that never comes."""
+        self._handle = self.advapi.RegisterServiceCtrlHandlerExW(SERVICE_NAME, handler, None)
+        self.report(START_PENDING, wait_hint=30000)
+        try:
+            self.exit_code = self._run()
+        except BaseException:  # noqa: BLE001 (nothing may escape into ctypes)
+            _log_failure("service: the hub failed to start or run", self.config)
+            self.exit_code = 1
+        log.info("service stopped (exit code %d)", self.exit_code)
+        self.report(STOPPED, error=self.exit_code)
+
+    def _run(self) -> int:
+        """Set up, take the database's lock, run the hub until a stop; the exit code."""
         import anyio
 
         from agent import app
@@ -295,40 +376,33 @@ class HubService:
         from core.channel import Channel
         from core.logs import setup_logging
 
-        self._handle = self.advapi.RegisterServiceCtrlHandlerExW(SERVICE_NAME, handler, None)
-        self.report(START_PENDING, wait_hint=30000)
         setup_logging(self.config.log_dir, self.config.log.level, console=False)
-        log.info("Production Data Hub starting (Windows service) on %s", self.config.db_path)
+        log.info("Production Data Hub starting (Windows service, pid %d) on %s", os.getpid(),
+                 self.config.db_path)
         lock = hub_lock(self.config)
         try:
             lock.acquire(InstanceInfo(
-                pid=__import__("os").getpid(), mode="headless",
+                pid=os.getpid(), mode="headless",
                 dashboard_url=configured_dashboard_url(self.config),
                 config=str(absolute(self.config_source)) if self.config_source else None,
                 db=str(self.config.db_path), api_url=configured_api_url(self.config)))
         except AlreadyRunning as exc:
-            log.error("service: cannot start: %s", exc)
-            self.exit_code = 1
-            self.report(STOPPED, error=1)
-            return
+            log.error("service: not started: %s; stop that hub first (the service runs "
+                      "the one hub for this database)", refusal(exc, self.config))
+            return EXIT_ALREADY_RUNNING
         channel = self._channel = Channel()
-        try:
-            with lock:
-                from core.layout import adopt_legacy
+        with lock:
+            from core.layout import adopt_legacy
 
-                adopt_legacy(self.config, self.config_source)
-                self.report(RUNNING)
-                if self._stop.is_set():  # a stop that came before the hub could take it
-                    return
-                threading.Thread(target=self._stop_when_asked, args=(channel,), daemon=True,
-                                 name="pdh-service-stop").start()
-                anyio.run(lambda: app.serve(self.config, channel, handle_signals=False),
-                          backend="asyncio")
-        except Exception:
-            log.exception("service: the hub failed")
-            self.exit_code = 1
-        log.info("service stopped")
-        self.report(STOPPED, error=self.exit_code)
+            adopt_legacy(self.config, self.config_source)
+            self.report(RUNNING)
+            if self._stop.is_set():  # a stop that came before the hub could take it
+                return 0
+            threading.Thread(target=self._stop_when_asked, args=(channel,), daemon=True,
+                             name="pdh-service-stop").start()
+            anyio.run(lambda: app.serve(self.config, channel, handle_signals=False),
+                      backend="asyncio")
+        return 0
 
     def _stop_when_asked(self, channel: Any) -> None:
         """A stop may come before the hub listens: ask until it has taken it."""

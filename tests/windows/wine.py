@@ -125,6 +125,11 @@ class Wine:
         # end it and wait until it is gone (`-k` returns at once), then start ours.
         self._quiet(["wineserver", "-k"], check=False)
         self._quiet(["wineserver", "-w"], check=False)
+        # A new prefix (wineboot makes it) needs its folder first: wineserver refuses to
+        # start without it ("chdir ... No such file"), and that refusal was silent: the
+        # session was then not persistent, and it ended with the last program, taking
+        # any service it had started with it (issue 30).
+        self.prefix.mkdir(parents=True, exist_ok=True)
         self._quiet(["wineserver", "-p"], check=False)  # refuses if one runs: fine
         self._boot()
 
