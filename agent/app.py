@@ -4,6 +4,7 @@ tray runs it in a second thread through the same :func:`serve`)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import signal
@@ -33,14 +34,11 @@ class StopRequests:
                  force: Callable[[], None] = lambda: os._exit(EXIT_FORCED)) -> None:
         self._graceful = graceful
         self._force = force
-        self._lock = threading.Lock()
-        self._count = 0
+        # next() of itertools.count is one C call: atomic across threads, no lock needed.
+        self._requests = itertools.count(1)
 
     def __call__(self, why: str) -> None:
-        with self._lock:
-            self._count += 1
-            first = self._count == 1
-        if first:
+        if next(self._requests) == 1:
             log.info("received %s; shutting down (again to force it)", why)
             self._graceful()
         else:

@@ -299,7 +299,8 @@ class ToastService:
 
 def install_toasts(hub: Hub, config: Config, *, language: Language,
                    fallback: Fallback | None = None, window_s: float = DEFAULT_WINDOW_S,
-                   on_clicked: Callable[[], None] | None = None) -> ToastService | None:
+                   on_clicked: Callable[[], None] | None = None,
+                   clock: Callable[[], float] = time.monotonic) -> ToastService | None:
     """Add the toast service to ``hub``; None (and no toasts) when ``ui.notifications`` is off."""
     if not config.ui.notifications:
         return None
@@ -307,6 +308,6 @@ def install_toasts(hub: Hub, config: Config, *, language: Language,
 
     sender = DesktopSender(APP_TITLE[language], icon_path=Path(icon_file(64)),
                            fallback=fallback, on_clicked=on_clicked)
-    service = ToastService(sender, language=language, window_s=window_s)
+    service = ToastService(sender, language=language, window_s=window_s, clock=clock)
     service.install(hub)
     return service
