@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DEMO_DB := demo/production_analysis.db
 EXTRAS ?= dev
 
-.PHONY: run test test-windows windows-dist lint bench venv clean
+.PHONY: run test test-windows windows-dist windows-msi lint bench venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,8 @@ test: $(VENV)/.installed
 
 # The Windows suite: Windows CPython under Wine (tests/windows). The Wine environment is
 # made once in $(WINE_ENV) and reused; with no Wine here the suite is skipped, with why.
-# It also tests the Windows zip (make windows-dist) in a fresh prefix with no Python.
+# It also tests the Windows zip (make windows-dist) in a fresh prefix with no Python, and
+# the MSI (tests/windows/test_msi.py builds its two versions from that zip with wixl).
 WINE_ENV ?= .wine-env
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 WINDOWS_ZIP := dist/ProductionDataHub-$(VERSION)-win-amd64.zip
@@ -39,6 +40,20 @@ test-windows: $(VENV)/.installed
 	  $(BIN)/python -m pytest tests/windows; \
 	elif [ $$status -eq 3 ]; then $(BIN)/python -m pytest tests/windows; \
 	else exit $$status; fi
+
+# The Windows Installer package of that zip (wixl, Debian's msitools): dist/
+# ProductionDataHub-<version>-x64.msi. Signed with osslsigncode when given SIGN_CERT and
+# SIGN_KEY, or SIGN_PFX (its password in $$PDH_SIGN_PASSWORD); SIGN_TIMESTAMP_URL adds an
+# RFC 3161 timestamp. See docs/operations.md "The MSI".
+SIGN_CERT ?=
+SIGN_KEY ?=
+SIGN_PFX ?=
+SIGN_TIMESTAMP_URL ?=
+windows-msi: windows-dist
+	$(BIN)/python packaging/windows/build_msi.py --zip $(WINDOWS_ZIP) --out dist \
+	  $(if $(SIGN_CERT),--sign-cert $(SIGN_CERT)) $(if $(SIGN_KEY),--sign-key $(SIGN_KEY)) \
+	  $(if $(SIGN_PFX),--sign-pfx $(SIGN_PFX)) \
+	  $(if $(SIGN_TIMESTAMP_URL),--timestamp-url $(SIGN_TIMESTAMP_URL))
 
 # The self-contained Windows x64 zip (embeddable CPython + the project + pinned wheels,
 # relocatable launchers) into dist/; downloads cached in $(WINE_ENV)/dl. See
