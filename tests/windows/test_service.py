@@ -59,7 +59,7 @@ def test_service_install_status_stop_start_uninstall(wine: Wine, wdir: Path) -> 
         assert not answers(port)
         assert ": stopped" in pdh("status")
         log = (wdir / "logs" / "pdh.log").read_text(encoding="utf-8")
-        assert "starting (Windows service)" in log and "service: stop requested" in log
+        assert "starting (Windows service, pid" in log and "service: stop requested" in log
         assert "hub stopped" in log and "Traceback" not in log
 
         assert "started" in pdh("start")
