@@ -10,13 +10,24 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard import access
 from dashboard.access import GRANT_KEY
+from dashboard.viewer import Throttle
 from tests.conftest import free_port, make_config, wait_for
 from tests.dashboard.conftest import ThreadedHub, metrics, texts
 
 Page = Callable[..., AppTest]
 OFFICE_PC = "192.168.1.7"
 TOKEN = "office-test-token"  # a test value, not a secret
+
+
+@pytest.fixture
+def now(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The back-off's clock, the test's to move (the page's one Throttle, on it)."""
+    clock = [0.0]
+    throttle = Throttle(clock=lambda: clock[0])
+    monkeypatch.setattr(access, "_throttle", lambda: throttle)
+    return clock
 
 
 def office(tmp_path: Path, db: Path, lang: str = "en", **dashboard: object) -> object:
@@ -65,7 +76,7 @@ def test_an_unknown_viewer_is_remote(page: Page, tmp_path: Path, small_db: Path)
 
 
 def test_the_token_unlocks_for_the_session_and_the_callbacks_ask_again(
-        page: Page, tmp_path: Path, small_db: Path) -> None:
+        page: Page, tmp_path: Path, small_db: Path, now: list[float]) -> None:
     config = office(tmp_path, small_db, admin_token=TOKEN)
     with ThreadedHub(config).running() as th:
         th.wait_at_rest()
@@ -75,11 +86,12 @@ def test_the_token_unlocks_for_the_session_and_the_callbacks_ask_again(
         submit_token(at, "wrong")
         assert "Wrong token. You can try again in 1 s." in [e.value for e in at.error]
         assert controls(at) == set()
-
-        def unlocked() -> bool:
-            return controls(submit_token(at, TOKEN)) == {"run_check", "auto_mode_toggle"}
-
-        wait_for(unlocked, 10, interval=0.3, message="the right token to unlock")
+        # Within the back-off even the right token waits (the throttle's clock is ours).
+        submit_token(at, TOKEN)
+        assert controls(at) == set()
+        assert "Too soon after a wrong try: wait 1 s and try again." in [e.value for e in at.error]
+        now[0] += 1.0
+        assert controls(submit_token(at, TOKEN)) == {"run_check", "auto_mode_toggle"}
         assert f"{OFFICE_PC}: controls unlocked for this session" in texts(at)
         at.button(key="run_check").click().run()
         wait_for(lambda: len(checks) == 1, 10, message="the check to reach the hub")
@@ -130,7 +142,8 @@ def test_read_only_in_korean(page: Page, tmp_path: Path, small_db: Path) -> None
 
 
 def test_page_password_before_anything(page: Page, tmp_path: Path, small_db: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+                                       monkeypatch: pytest.MonkeyPatch,
+                                       now: list[float]) -> None:
     monkeypatch.setenv("PDH_TEST_PAGE_PASSWORD", "managers-only")
     config = office(tmp_path, small_db, password_env="PDH_TEST_PAGE_PASSWORD")
     with ThreadedHub(config).running() as th:
@@ -144,12 +157,14 @@ def test_page_password_before_anything(page: Page, tmp_path: Path, small_db: Pat
         assert "Wrong password. You can try again in 1 s." in [e.value for e in at.error]
         assert not at.metric
 
-        def opened() -> bool:
-            at.text_input(key="page_password").input("managers-only")
+        def open_with(password: str) -> bool:
+            at.text_input(key="page_password").input(password)
             at.button(key="FormSubmitter:page_password_form-Open").click().run()
             return bool(at.metric)
 
-        wait_for(opened, 10, interval=0.3, message="the password to open the page")
+        assert not open_with("managers-only")  # within the back-off: still shut
+        now[0] += 1.0
+        assert open_with("managers-only")
         assert "DB Auto-Management" in texts(at) and controls(at) == set()
         assert at.metric and page(config).metric  # no password on the hub's PC
 
