@@ -26,7 +26,13 @@ def test_autostart_writes_reads_back_and_removes_the_run_value(wine: Wine, wdir:
     assert r"C:\py311\pythonw.exe -m agent run --config" in value, value
     assert config in value, value
     status = wine.run(PDH, "autostart", "status", "--config", config)
-    assert status.returncode == 0 and "enabled" in status.stdout.lower(), status.stdout
+    # Ours, this command: not "enabled for another command" (another config's value).
+    assert status.returncode == 0, status.stdout
+    assert f"start at login enabled: {RUN_KEY}\\ProductionDataHub" in status.stdout, (
+        status.stdout)
+    (wdir / "other.toml").write_text((wdir / "pdh.toml").read_text("utf-8"), "utf-8")
+    other = wine.run(PDH, "autostart", "status", "--config", winpath(wdir / "other.toml"))
+    assert "enabled for another command" in other.stdout, other.stdout
 
     assert wine.run(PDH, "autostart", "disable", "--config", config).returncode == 0
     assert "ProductionDataHub" not in wine.reg_query(RUN_KEY, "ProductionDataHub")

@@ -54,6 +54,12 @@ def test_service_install_status_stop_start_uninstall(wine: Wine, wdir: Path) -> 
         assert "running" in pdh("status")
         info = json.loads(next((wdir / "state").glob("hub-*.json")).read_text())
         assert info["mode"] == "headless"  # so a user's tray attaches to it
+        tray = wine.start_process(PY, "-m", "agent", "run", "--config", config, name="tray")
+        try:
+            tray.wait_for_line(rf"the hub runs already without a tray \(pid {info['pid']}\); "
+                               "showing a tray for it")
+        finally:
+            tray.stop()
 
         assert "stopped" in pdh("stop")
         assert not answers(port)
