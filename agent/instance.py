@@ -26,6 +26,7 @@ from typing import IO, Any
 
 from core.config import Config, lock_dir
 from core.eventlog import iso, utcnow
+from core.net import base_url
 from core.paths import absolute, database_key
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,31 @@ class AlreadyRunning(Exception):
         where = info.describe() if info else "pid unknown"
         of = f" for {info.db}" if info and info.db else ""
         super().__init__(f"already running{of} ({where})")
+
+
+def hub_info(config: Config, config_source: Path | None, *, mode: str) -> InstanceInfo:
+    """What a hub of ``config`` tells a second one: its pid, config, database and where
+    its dashboard and API answer on this computer (from the config)."""
+    return InstanceInfo(
+        pid=os.getpid(), mode=mode, db=str(config.db_path),
+        config=str(absolute(config_source)) if config_source else None,
+        dashboard_url=configured_dashboard_url(config), api_url=configured_api_url(config),
+    )
+
+
+def configured_dashboard_url(config: Config) -> str | None:
+    """Where the dashboard will be, from the config (None when it is off)."""
+    dash = config.dashboard
+    if not dash.enabled or dash.port == 0:
+        return None
+    return base_url(dash.host, dash.port) + "/"
+
+
+def configured_api_url(config: Config) -> str | None:
+    """Where this computer reaches the configured API (None when it is off)."""
+    if not config.api.enabled or config.api.port == 0:
+        return None
+    return base_url(config.api.host, config.api.port)
 
 
 def hub_lock(config: Config, role: str = "hub") -> InstanceLock:

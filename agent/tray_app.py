@@ -24,7 +24,7 @@ import anyio
 from anyio.from_thread import start_blocking_portal
 
 from agent import app
-from agent.instance import AlreadyRunning, InstanceInfo, hub_lock
+from agent.instance import AlreadyRunning, hub_info, hub_lock
 from agent.tray import Tray, TrayBackend
 from agent.tray_texts import Language, resolve_language
 from agent.tray_view import Action
@@ -33,8 +33,6 @@ from core.config import Config
 from core.hub import Hub
 from core.layout import adopt_legacy
 from core.logs import setup_logging
-from core.net import base_url
-from core.paths import absolute
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +40,6 @@ HEADLESS_NOTICE = "no display/tray available; running headless"
 _STOP_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
-
-
-def configured_dashboard_url(config: Config) -> str | None:
-    """Where the dashboard will be, from the config (None when it is off)."""
-    dash = config.dashboard
-    if not dash.enabled or dash.port == 0:
-        return None
-    return base_url(dash.host, dash.port) + "/"
 
 
 def tray_backend(env: dict[str, str] | None = None) -> tuple[TrayBackend | None, str]:
@@ -89,14 +79,8 @@ def run_agent(config: Config, *, headless: bool, demo: bool, config_source: Path
         backend, reason = tray_backend()
     lock = hub_lock(config)
     try:
-        lock.acquire(InstanceInfo(
-            pid=os.getpid(),
-            dashboard_url=configured_dashboard_url(config),
-            config=str(absolute(config_source)) if config_source else None,
-            db=str(config.db_path),
-            mode="headless" if backend is None else "tray",
-            api_url=configured_api_url(config),
-        ))
+        lock.acquire(hub_info(config, config_source,
+                              mode="headless" if backend is None else "tray"))
     except AlreadyRunning as exc:
         return _attach_or_refuse(exc, config, backend, config_source=config_source,
                                  db_path=autostart_command_args(config, config_source,
@@ -117,15 +101,6 @@ def run_agent(config: Config, *, headless: bool, demo: bool, config_source: Path
         return _run_tray(config, backend, installers, config_source=config_source,
                          db_path=autostart_command_args(config, config_source, db_override),
                          demo=demo)
-
-
-def configured_api_url(config: Config) -> str | None:
-    """Where this computer reaches the configured API (None when it is off)."""
-    if not config.api.enabled or config.api.port == 0:
-        return None
-    from dashboard.settings import api_base_url
-
-    return api_base_url(config)
 
 
 def _attach_or_refuse(exc: AlreadyRunning, config: Config, backend: TrayBackend | None, *,

@@ -371,8 +371,7 @@ class HubService:
         import anyio
 
         from agent import app
-        from agent.instance import AlreadyRunning, InstanceInfo, hub_lock
-        from agent.tray_app import configured_api_url, configured_dashboard_url
+        from agent.instance import AlreadyRunning, hub_info, hub_lock
         from core.channel import Channel
         from core.logs import setup_logging
 
@@ -381,11 +380,7 @@ class HubService:
                  self.config.db_path)
         lock = hub_lock(self.config)
         try:
-            lock.acquire(InstanceInfo(
-                pid=os.getpid(), mode="headless",
-                dashboard_url=configured_dashboard_url(self.config),
-                config=str(absolute(self.config_source)) if self.config_source else None,
-                db=str(self.config.db_path), api_url=configured_api_url(self.config)))
+            lock.acquire(hub_info(self.config, self.config_source, mode="headless"))
         except AlreadyRunning as exc:
             log.error("service: not started: %s; stop that hub first (the service runs "
                       "the one hub for this database)", refusal(exc, self.config))
