@@ -30,7 +30,7 @@ from typing import Any
 
 from agent.instance import AlreadyRunning, InstanceInfo, hub_lock
 from agent.tray import Tray, TrayBackend
-from agent.tray_texts import APP_TITLE, Language, resolve_language, t
+from agent.tray_texts import Language, resolve_language, tr
 from agent.tray_view import Action, MenuEntry, TrayView, present
 from core.channel import Command, CommandKind
 from core.config import Config
@@ -177,22 +177,22 @@ def present_attached(snapshot: StatusSnapshot | None, lang: Language, *,
     state = view.state
     if problem:
         state = HubState.ERROR
-        tooltip = f"{APP_TITLE[lang]}: {t(lang, 'hub_unreachable')}\n{problem}"[:127]
+        tooltip = f"{tr('title', lang)}: {tr('hub_unreachable', lang)}\n{problem}"[:127]
     entries: list[MenuEntry] = []
     for index, entry in enumerate(view.menu):
         if index == 0 and problem:
-            entry = MenuEntry(t(lang, "hub_unreachable"), enabled=False)
+            entry = MenuEntry(tr("hub_unreachable", lang), enabled=False)
         elif entry.children:
             entry = dataclasses.replace(entry, enabled=False, children=())
         elif entry.action is Action.QUIT:
-            entry = dataclasses.replace(entry, text=t(lang, "close_tray"))
+            entry = dataclasses.replace(entry, text=tr("close_tray", lang))
         elif problem and entry.action in (Action.CHECK_NOW, Action.AUTO_MODE,
                                           Action.PUBLISH_ANYWAY):
             entry = dataclasses.replace(entry, enabled=False)
         entries.append(entry)
         if index == 0:
             shown = snapshot.pid if snapshot is not None and snapshot.pid else pid
-            entries.append(MenuEntry(t(lang, "attached", pid=shown), enabled=False))
+            entries.append(MenuEntry(tr("attached", lang, pid=shown), enabled=False))
     return dataclasses.replace(view, state=state, tooltip=tooltip, menu=tuple(entries))
 
 
@@ -227,7 +227,7 @@ def run_attached(config: Config, backend: TrayBackend, hub: InstanceInfo, *,
                         snapshot, lang, problem=remote.problem, pid=hub.pid, **kw))
         tray.on_quit = lambda: None  # Quit closes this tray; the hub goes on
         remote.on_refused = lambda reason: tray.notify(
-            APP_TITLE[language], t(language, "hub_refused", reason=reason))
+            tr("title", language), tr("hub_refused", language, reason=reason))
         return _run(tray, remote)
 
 

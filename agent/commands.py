@@ -11,6 +11,7 @@ from typing import Any
 
 from agent.cli_support import load as _load
 from core.net import base_url
+from core.state import StatusSnapshot
 from dashboard.hubapi import ApiDown, ApiRefused, HubApi, HubApiError
 
 
@@ -151,10 +152,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         adopt_legacy(config, loaded.source)
         outcome = check_once(config, heal_it=not args.no_heal)
     if args.json:
-        print(json.dumps(outcome, ensure_ascii=False, indent=2))
+        print(json.dumps(outcome.as_json(), ensure_ascii=False, indent=2))
     else:
-        print(outcome["summary"])
-    return 0 if outcome["ok"] else 1
+        print(outcome.summary)
+    return 0 if outcome.ok else 1
 
 
 def register_publish(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -231,7 +232,7 @@ def register_status(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_status)
 
 
-def _live_status(config: Any) -> dict[str, Any] | None:
+def _live_status(config: Any) -> StatusSnapshot | None:
     """The running agent's status from its API on this machine, or None."""
     if not config.api.enabled:
         return None
@@ -241,17 +242,18 @@ def _live_status(config: Any) -> dict[str, Any] | None:
         return None
     if live.db.path != str(config.db_path):
         return None  # another hub on that port, for another database
-    return live.model_dump(mode="json")
+    return live
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     import json
 
     from core.hub import status_from_disk
+    from core.status_text import status_line
 
     loaded = _load(args)
     live = _live_status(loaded.config)
-    data = live if live is not None else status_from_disk(loaded.config)
+    data = live.model_dump(mode="json") if live is not None else status_from_disk(loaded.config)
     data["source"] = "running agent" if live is not None else "saved state (agent not reachable)"
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
@@ -259,7 +261,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     check = data.get("last_check") or {}
     print(f"from:             {data['source']}")
     if live is not None:
-        print(f"state:            {live['state']} ({live['message']})")
+        print(f"state:            {live.state} ({status_line(live, 'en')})")
     print(f"database:         {loaded.config.db_path}")
     print(f"auto mode:        {'on' if data.get('auto_mode', True) else 'off'}")
     print(f"last DB update:   {data.get('last_db_update') or '-'}")
@@ -286,8 +288,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print("last index check: never")
     if live is not None:
-        print(f"next check:       {live.get('next_check') or '-'}")
-        for name, server in live.get("servers", {}).items():
+        print(f"next check:       {data.get('next_check') or '-'}")
+        for name, server in data.get("servers", {}).items():
             detail = server.get("url") or server.get("error") or ""
             print(f"{name + ':':<18}{server['state']} {detail}".rstrip())
     return 0
@@ -304,8 +306,8 @@ def cmd_alert_test(args: argparse.Namespace) -> int:
     exit 0 if all got it, 1 if some did not, 2 if none is configured."""
     import anyio
 
-    from agent.tray_texts import resolve_language
     from core.alerts import channels_of, send_test
+    from core.language import resolve_language
 
     loaded = _load(args)
     config = loaded.config

@@ -1,9 +1,10 @@
 """Tray icon images: the database glyph from ``icons/`` coloured by the hub's state.
 
 The art in ``icons/db-<size>.png`` is a grey-level template (drawn by
-``icons/make_icons.py``). :func:`colourize` turns it into the state's colour: the body
-level is the colour itself, lighter levels tint toward white (the top face), darker
-levels shade toward black (the outline). Images are cached: one per state and size.
+``icons/make_icons.py``). :func:`colourize` turns it into the state's colour
+(:data:`core.words.STATE_COLOURS`): the body level is the colour itself, lighter levels
+tint toward white (the top face), darker levels shade toward black (the outline).
+Images are cached: one per state and size.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from importlib import resources
 from PIL import Image
 
 from core.state import HubState
+from core.words import STATE_COLOURS
 
 ICON_SIZES = (16, 24, 32, 48, 64)
 
@@ -21,14 +23,6 @@ ICON_SIZES = (16, 24, 32, 48, 64)
 BODY_LEVEL = 200
 TOP_LEVEL = 255
 OUTLINE_LEVEL = 40
-
-STATE_COLOURS: dict[HubState, tuple[int, int, int]] = {
-    HubState.HEALTHY: (46, 158, 68),  # green
-    HubState.WORKING: (30, 111, 217),  # blue
-    HubState.DEGRADED: (240, 160, 0),  # amber
-    HubState.ERROR: (217, 48, 37),  # red
-    HubState.PAUSED: (138, 143, 152),  # grey
-}
 
 _TOP_TINT = 0.55  # how far the top face goes toward white
 _DARKEST = 0.30  # the outline keeps this much of the colour
@@ -49,7 +43,7 @@ def _channel_lut(value: int) -> list[int]:
 def colourize(template: Image.Image, state: HubState) -> Image.Image:
     """The template (mode LA) in the colour of ``state``, as RGBA."""
     grey, alpha = template.convert("LA").split()
-    channels = [grey.point(_channel_lut(v)) for v in STATE_COLOURS[state]]
+    channels = [grey.point(_channel_lut(v)) for v in STATE_COLOURS[state].rgb]
     return Image.merge("RGBA", (*channels, alpha))
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from agent.tray_texts import APP_TITLE, Language, t
+from agent.tray_texts import Language, tr
 from core.config import Config
 from core.eventlog import EventName
 from core.heal import STATISTICS
@@ -76,7 +76,7 @@ class ToastDeriver:
         return toasts
 
     def _toast(self, kind: str, body: str) -> Toast:
-        return Toast(kind, APP_TITLE[self.language], body)
+        return Toast(kind, tr("title", self.language), body)
 
     def _from_event(self, record: dict[str, Any]) -> Toast | None:
         lang, name = self.language, record.get("event")
@@ -85,22 +85,22 @@ class ToastDeriver:
             if indexes == 0:
                 return None  # only the planner statistics were refreshed: no news
             seconds = float(record.get("duration_s") or 0.0)
-            return self._toast("healed", t(lang, "toast_healed", n=indexes, s=seconds))
+            return self._toast("healed", tr("toast_healed", lang, n=indexes, s=seconds))
         if name == EventName.HEAL_FAILED:
             reason = record.get("error") or "?"
-            return self._toast("check_failed", t(lang, "toast_check_failed", reason=reason))
+            return self._toast("check_failed", tr("toast_check_failed", lang, reason=reason))
         if name == EventName.EXPORT_REJECTED:
             reason = record.get("reason") or "?"
             key = "toast_rejected" if record.get("served", True) else "toast_rejected_none"
-            return self._toast("rejected", t(lang, key, reason=reason))
+            return self._toast("rejected", tr(key, lang, reason=reason))
         if name == EventName.DB_UNREADABLE:
             reason = record.get("error") or "?"
-            return self._toast("unreadable", t(lang, "toast_unreadable", reason=reason))
+            return self._toast("unreadable", tr("toast_unreadable", lang, reason=reason))
         if name == EventName.DB_MISSING:
             path = record.get("path") or ""
-            body = t(lang, "toast_missing")
+            body = tr("toast_missing", lang)
             if path:
-                body += "\n" + t(lang, "toast_missing_body", path=path)
+                body += "\n" + tr("toast_missing_body", lang, path=path)
             return self._toast("missing", body)
         return None
 
@@ -121,10 +121,10 @@ class ToastDeriver:
                 self._crashed.add(name)
             if server.state is ServerState.GAVE_UP and state is not ServerState.GAVE_UP:
                 self._crashed.discard(name)
-                out.append(self._toast("gave_up", t(self.language, "toast_gave_up")))
+                out.append(self._toast("gave_up", tr("toast_gave_up", self.language)))
             elif server.state is ServerState.RUNNING and name in self._crashed:
                 self._crashed.discard(name)
-                out.append(self._toast("restarted", t(self.language, "toast_restarted")))
+                out.append(self._toast("restarted", tr("toast_restarted", self.language)))
             elif server.state in (ServerState.STOPPED, ServerState.DISABLED):
                 self._crashed.discard(name)  # stopped on purpose: no "restarted" later
         return out
@@ -177,7 +177,7 @@ class Coalescer:
             if now - self._sent_at.get(kind, -math.inf) >= self.window_s:
                 del self._held[kind]
                 self._sent_at[kind] = now
-                body = t(self.language, "toast_repeat", text=held.latest.body, n=held.count,
+                body = tr("toast_repeat", self.language, text=held.latest.body, n=held.count,
                          window=_window_text(self.window_s, self.language))
                 out.append(Toast(kind, held.latest.title, body))
         return out
@@ -306,7 +306,7 @@ def install_toasts(hub: Hub, config: Config, *, language: Language,
         return None
     from agent.icons import icon_file
 
-    sender = DesktopSender(APP_TITLE[language], icon_path=Path(icon_file(64)),
+    sender = DesktopSender(tr("title", language), icon_path=Path(icon_file(64)),
                            fallback=fallback, on_clicked=on_clicked)
     service = ToastService(sender, language=language, window_s=window_s, clock=clock)
     service.install(hub)

@@ -19,11 +19,11 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.tray_texts import Language
 from agent.tray_view import SERVER_COMMANDS, Action, MenuEntry, TrayView, present
 from core.channel import Command, CommandKind
 from core.config import Config
 from core.state import StatusSnapshot
+from core.words import Language
 
 log = logging.getLogger(__name__)
 

@@ -10,12 +10,13 @@ from datetime import datetime, tzinfo
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from agent.tray_texts import APP_TITLE, STATE_LABELS, Language, t
+from agent.tray_texts import Language, tr
 from core.channel import CommandKind
 from core.eventlog import utcnow
 from core.heal import STATISTICS
 from core.state import HubState, ServerState, StatusSnapshot
 from core.status_text import status_line
+from core.words import state_label
 
 TOOLTIP_MAX = 127  # Windows truncates a tray tip at 128 UTF-16 units
 
@@ -74,7 +75,7 @@ class TrayView:
 
 def _when(moment: datetime | None, lang: Language, now: datetime, tz: tzinfo | None) -> str:
     if moment is None:
-        return t(lang, "never")
+        return tr("never", lang)
     local, today = moment.astimezone(tz), now.astimezone(tz)
     if local.date() == today.date():
         return local.strftime("%H:%M")
@@ -98,32 +99,32 @@ def tooltip_text(snapshot: StatusSnapshot | None, lang: Language, *,
                  now: datetime, tz: tzinfo | None = None) -> str:
     """State, data as of (the published snapshot), a held-back export, Last DB Update,
     Last Index Check with its result, Next Check."""
-    title = APP_TITLE[lang]
+    title = tr("title", lang)
     if snapshot is None:
-        return f"{title}: {t(lang, 'starting')}"
-    lines = [f"{title}: {STATE_LABELS[lang][snapshot.state]}"]
+        return f"{title}: {tr('starting', lang)}"
+    lines = [f"{title}: {state_label(snapshot.state, lang)}"]
     published = snapshot.published
-    lines.append(t(lang, "data_as_of", at=_when(published.as_of, lang, now, tz))
-                 if published is not None else t(lang, "no_data"))
+    lines.append(tr("data_as_of", lang, at=_when(published.as_of, lang, now, tz))
+                 if published is not None else tr("no_data", lang))
     if snapshot.held_back is not None:
-        lines.append(t(lang, "held_back"))
+        lines.append(tr("held_back", lang))
     if snapshot.freshness.problem:
-        lines.append(t(lang, snapshot.freshness.state))
-    lines.append(t(lang, "last_update", at=_when(snapshot.last_db_update, lang, now, tz)))
+        lines.append(tr(snapshot.freshness.state, lang))
+    lines.append(tr("last_update", lang, at=_when(snapshot.last_db_update, lang, now, tz)))
     check = snapshot.last_check
     if check is None:
-        lines.append(t(lang, "last_check", at=t(lang, "never"), result="-"))
+        lines.append(tr("last_check", lang, at=tr("never", lang), result="-"))
     else:
         indexes = sum(1 for name in check.healed if name != STATISTICS)
         if check.result == "healed" and indexes:
-            result = t(lang, "result_healed", n=indexes)
+            result = tr("result_healed", lang, n=indexes)
         elif check.result == "healed":
-            result = t(lang, "result_stats")
+            result = tr("result_stats", lang)
         else:
-            result = t(lang, f"result_{check.result}")
-        lines.append(t(lang, "last_check", at=_when(check.at, lang, now, tz), result=result))
+            result = tr(f"result_{check.result}", lang)
+        lines.append(tr("last_check", lang, at=_when(check.at, lang, now, tz), result=result))
     if snapshot.next_check is not None:
-        lines.append(t(lang, "next_check", at=_when(snapshot.next_check, lang, now, tz)))
+        lines.append(tr("next_check", lang, at=_when(snapshot.next_check, lang, now, tz)))
     text = "\n".join(lines)
     return text if len(text) <= TOOLTIP_MAX else text[: TOOLTIP_MAX - 1] + "…"
 
@@ -136,7 +137,7 @@ def present(snapshot: StatusSnapshot | None, lang: Language, *, autostart_on: bo
     """
     now = now or utcnow()
     if snapshot is None:
-        state, status, auto_mode, ready = HubState.WORKING, t(lang, "starting"), True, False
+        state, status, auto_mode, ready = HubState.WORKING, tr("starting", lang), True, False
         forceable = False
         dashboard_url = api_docs = None
         dashboard = None
@@ -144,8 +145,8 @@ def present(snapshot: StatusSnapshot | None, lang: Language, *, autostart_on: bo
         state, auto_mode, ready = snapshot.state, snapshot.auto_mode, True
         held = snapshot.held_back
         forceable = held is not None and held.forceable
-        label = STATE_LABELS[lang][state]
-        status = t(lang, "status", state=label)
+        label = state_label(state, lang)
+        status = tr("status", lang, state=label)
         status += f": {status_line(snapshot, lang)}"
         dashboard_url = _running_url(snapshot, "dashboard")
         api_url = _running_url(snapshot, "api")
@@ -156,29 +157,29 @@ def present(snapshot: StatusSnapshot | None, lang: Language, *, autostart_on: bo
     can_stop = dash_state in (ServerState.STARTING, ServerState.RUNNING, ServerState.RESTARTING)
     can_restart = dash_state in (ServerState.RUNNING, ServerState.FAILED, ServerState.GAVE_UP)
     server_menu = (
-        MenuEntry(t(lang, "restart"), Action.DASHBOARD_RESTART, enabled=can_restart),
-        MenuEntry(t(lang, "stop"), Action.DASHBOARD_STOP, enabled=can_stop),
-        MenuEntry(t(lang, "start"), Action.DASHBOARD_START, enabled=can_start),
+        MenuEntry(tr("restart", lang), Action.DASHBOARD_RESTART, enabled=can_restart),
+        MenuEntry(tr("stop", lang), Action.DASHBOARD_STOP, enabled=can_stop),
+        MenuEntry(tr("start", lang), Action.DASHBOARD_START, enabled=can_start),
     )
     menu = (
         MenuEntry(status, enabled=False),
         SEPARATOR,
-        MenuEntry(t(lang, "check_now"), Action.CHECK_NOW,
+        MenuEntry(tr("check_now", lang), Action.CHECK_NOW,
                   enabled=ready and state is not HubState.WORKING),
-        MenuEntry(t(lang, "auto_mode"), Action.AUTO_MODE, enabled=ready, checked=auto_mode),
-        MenuEntry(t(lang, "publish_anyway"), Action.PUBLISH_ANYWAY,
+        MenuEntry(tr("auto_mode", lang), Action.AUTO_MODE, enabled=ready, checked=auto_mode),
+        MenuEntry(tr("publish_anyway", lang), Action.PUBLISH_ANYWAY,
                   enabled=forceable and state is not HubState.WORKING),
         SEPARATOR,
-        MenuEntry(t(lang, "open_dashboard"), Action.OPEN_DASHBOARD,
+        MenuEntry(tr("open_dashboard", lang), Action.OPEN_DASHBOARD,
                   enabled=dashboard_url is not None, default=True),
-        MenuEntry(t(lang, "open_api_docs"), Action.OPEN_API_DOCS, enabled=api_docs is not None),
-        MenuEntry(t(lang, "dashboard_server"), enabled=dash_state is not ServerState.DISABLED,
+        MenuEntry(tr("open_api_docs", lang), Action.OPEN_API_DOCS, enabled=api_docs is not None),
+        MenuEntry(tr("dashboard_server", lang), enabled=dash_state is not ServerState.DISABLED,
                   children=server_menu),
-        MenuEntry(t(lang, "open_logs"), Action.OPEN_LOGS),
-        MenuEntry(t(lang, "autostart"), Action.AUTOSTART, enabled=autostart_on is not None,
+        MenuEntry(tr("open_logs", lang), Action.OPEN_LOGS),
+        MenuEntry(tr("autostart", lang), Action.AUTOSTART, enabled=autostart_on is not None,
                   checked=bool(autostart_on)),
         SEPARATOR,
-        MenuEntry(t(lang, "quit"), Action.QUIT),
+        MenuEntry(tr("quit", lang), Action.QUIT),
     )
     return TrayView(
         state=state,

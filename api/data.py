@@ -154,8 +154,13 @@ class DataSource:
 
     def serving(self) -> Serving:
         """The snapshot to answer from now, or DataUnavailable (503)."""
-        why = self.hub.message if self.hub is not None else None
-        current = serving(self.store, why)
+        try:
+            current = serving(self.store)
+        except DataUnavailable:
+            if self.hub is None:
+                raise
+            # Nothing published: say why, in the hub's status line (built only now).
+            current = serving(self.store, self.hub.message)
         self.cache.observe(current.version)
         return current
 

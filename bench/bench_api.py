@@ -354,8 +354,8 @@ def publish(config: Config) -> tuple[dict[str, Any], float]:
     t0 = time.perf_counter()
     outcome = check_once(config)
     seconds = time.perf_counter() - t0
-    if not outcome["ok"] or outcome["publish"] != "published":
-        raise RuntimeError(f"not published: {outcome['summary']}")
+    if not outcome.ok or outcome.publish != "published":
+        raise RuntimeError(f"not published: {outcome.summary}")
     return outcome, seconds
 
 
@@ -513,7 +513,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     outcome, pub_s = publish(config)
     version, snapshot = snapshot_of(config)
     print(f"file: {args.rows:,} rows, {DAYS} days to {END_DATE}, built in {built:.1f} s; "
-          f"pdh check pipeline (heal {outcome['duration_s']:.2f} s, copy, verify, prepare, "
+          f"pdh check pipeline (heal {outcome.duration_s:.2f} s, copy, verify, prepare, "
           f"publish) {pub_s:.1f} s; snapshot {snapshot.name}, "
           f"{snapshot.stat().st_size / 1e6:.0f} MB, in {config.store_dir}", flush=True)
 

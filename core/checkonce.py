@@ -1,139 +1,128 @@
-"""One check in the foreground, for ``pdh check``: heal the ERP's file in place (when
-``[heal] in_place``), then copy, verify and publish it as the agent would; no watching,
-no servers. The caller makes sure no agent owns the store meanwhile (one writer)."""
+"""One check in the foreground, for ``pdh check``: the hub's own cycle, run once as Check
+Now runs it (settle, heal in place when ``[heal] in_place``, copy, verify, publish, or hold
+back), with no watching and no servers; or, with ``heal_it=False``, only a look at the
+indexes that changes nothing. The caller holds the database's lock (one writer)."""
 
 from __future__ import annotations
 
-import sqlite3
-from typing import Any
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 import anyio
 
 from core.config import Config
-from core.dbfile import DbLook, look
 from core.errors import DbBusy, DbChanged, DbMissing, DbReadOnly, DbUnreadable
-from core.eventlog import EventLog, EventName, utcnow
+from core.eventlog import utcnow
 from core.freshness import assess
-from core.heal import HealReport, check_readable, heal
-from core.publisher import Outcome, Publisher
-from core.store import store_of
+from core.heal import heal
+from core.store import HeldBack, Published, store_of
+
+PublishResult = Literal["published", "unchanged", "held_back", "failed", "skipped"]
 
 
-def check_once(config: Config, *, heal_it: bool = True) -> dict[str, Any]:
-    """Check ``config.db_path``; heal and publish it unless ``heal_it`` is False.
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    """What one check came to. ``ok``: nothing left to fix, and the export is the one
+    served; ``summary``: one line for a person."""
 
-    Returns a JSON-ready dict: ok (nothing left to fix, and the export is the one
-    served), result (ok|healed|failed), healed, problems, duration_s, publish
-    (published|unchanged|held_back|failed|skipped), published, held_back, summary (one
-    line for a person).
-    """
-    path = config.db_path
-    events = EventLog(config.events_file)
-    out: dict[str, Any] = {"db": str(path), "healed": [], "problems": [], "duration_s": 0.0,
-                           "publish": "skipped", "published": None, "held_back": None}
+    db: str
+    ok: bool
+    result: Literal["ok", "healed", "failed"]
+    summary: str
+    healed: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+    publish: PublishResult = "skipped"
+    published: Published | None = None
+    held_back: HeldBack | None = None
+    freshness: dict[str, Any] | None = None
 
-    def failed(exc: Exception) -> dict[str, Any]:
-        return {**out, "ok": False, "result": "failed", "problems": [str(exc)],
-                "summary": f"problem: {exc}"}
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name in ("published", "held_back"):
+            model = getattr(self, name)
+            data[name] = model.model_dump(mode="json") if model is not None else None
+        return data
 
-    report: HealReport | None = None
-    written = look(path)  # as the ERP left it: its mtime is the data's "as of"
-    try:
-        if heal_it and not config.heal.in_place:
-            check_readable(path)
-        else:
-            report = heal(path, config.heal, dry_run=not heal_it)
-    except DbMissing as exc:
-        events.emit(EventName.DB_MISSING, path=str(path))
-        return failed(exc)
-    except DbUnreadable as exc:
-        events.emit(EventName.DB_UNREADABLE, error=str(exc))
-        if heal_it:
-            return _with_freshness(config, _publish(config, events, failed(exc), written))
-        return failed(exc)
-    except (DbBusy, DbChanged, DbReadOnly, sqlite3.Error, OSError) as exc:
-        if not heal_it:
-            return failed(exc)
-        events.emit(EventName.HEAL_FAILED, error=str(exc))
-        # The copy is healed instead.
-        return _with_freshness(config, _publish(config, events, failed(exc), written))
-    if report is not None:
-        problems = report.problems
-        out.update(ok=not problems, result=report.result, healed=report.healed,
-                   problems=problems, duration_s=round(report.duration_s, 3))
-        if heal_it:
-            if problems:
-                events.emit(EventName.HEAL_FAILED, error="; ".join(problems),
-                            healed=report.healed)
-            elif report.healed:
-                events.emit(EventName.INDEXES_HEALED, healed=report.healed,
-                            duration_s=out["duration_s"])
-            else:
-                events.emit(EventName.CHECK_OK, duration_s=out["duration_s"])
-        if problems:
-            out["summary"] = f"{len(problems)} problem(s): " + "; ".join(problems)
-        elif report.healed:
-            out["summary"] = f"healed in {report.duration_s:.2f} s: " + ", ".join(report.healed)
-        else:
-            out["summary"] = "ok: every index in place, statistics fresh"
-    else:
-        out.update(ok=True, result="ok", summary="ok: the ERP's file is not healed in place")
+
+def check_once(config: Config, *, heal_it: bool = True) -> CheckOutcome:
+    """Check ``config.db_path``: the hub's cycle once, or (``heal_it=False``) a look."""
     if not heal_it:
-        return out
-    return _with_freshness(config, _publish(config, events, out, written))
+        return _inspect(config)
+    return anyio.run(_cycle_once, config, backend="asyncio")
 
 
-def _with_freshness(config: Config, out: dict[str, Any]) -> dict[str, Any]:
-    """An overdue export (or old data) is a problem that remains: exit 1."""
-    store = store_of(config)
-    fresh = assess(config.freshness, store.current(), utcnow())
-    out["freshness"] = fresh.model_dump(mode="json")
+async def _cycle_once(config: Config) -> CheckOutcome:
+    from core.hub import Hub  # the hub imports the API-facing state; only here is it run
+
+    hub = Hub(config)
+    before = hub.publisher.published
+    started, clock = utcnow(), time.perf_counter()
+    await hub.run_once()
+    status = hub.status()
+    check = status.last_check if status.last_check and status.last_check.at >= started else None
+    published, held = status.published, status.held_back
+    problems: list[str] = []
+    if status.db.problem is not None:
+        problems.append(status.db.error or f"database {status.db.problem}")
+    elif check is not None and check.error:
+        problems.append(check.error)
+    if held is not None and held.version == status.db.version:
+        publish: PublishResult = "held_back"
+        problems.append(f"held back: {held.reason}")
+    elif status.store_error:
+        publish = "failed"
+        problems.append(status.store_error)
+    elif published is not None and (before is None or published.version != before.version):
+        publish = "published"
+    elif published is not None:
+        publish = "unchanged"
+    else:
+        publish = "failed"
+    fresh = assess(config.freshness, published, utcnow())
     if fresh.problem and fresh.message:
-        out = {**out, "ok": False, "problems": [*out["problems"], fresh.message],
-               "summary": f"{out['summary']}; {fresh.message}"}
-    return out
+        problems.append(fresh.message)
+    result = check.result if check is not None else ("failed" if problems else "ok")
+    summary = _summary(check.healed if check else [], publish, published, held, problems,
+                       seconds=check.duration_s if check else 0.0)
+    return CheckOutcome(
+        db=str(config.db_path), ok=not problems, result=result, summary=summary,
+        healed=list(check.healed) if check else [], problems=problems,
+        duration_s=round(time.perf_counter() - clock, 3), publish=publish,
+        published=published, held_back=held if publish == "held_back" else None,
+        freshness=fresh.model_dump(mode="json"),
+    )
 
 
-def _publish(config: Config, events: EventLog, out: dict[str, Any],
-             written: DbLook) -> dict[str, Any]:
-    """Publish the file as it is now, unless the store already serves (or rejected) it."""
-
-    async def run() -> tuple[Outcome | None, Publisher]:
-        publisher = Publisher(config, events)
-        await publisher.start()
-        current = await anyio.to_thread.run_sync(look, config.db_path)
-        if publisher.published and publisher.published.source_version == current.version:
-            return None, publisher
-        return await publisher.publish_export(current, written=written), publisher
-
-    try:
-        outcome, publisher = anyio.run(run, backend="asyncio")
-    except DbChanged as exc:
-        return {**out, "ok": False, "publish": "failed",
-                "problems": [*out["problems"], f"{exc}; run the check again"],
-                "summary": f"{out['summary']}; not published: {exc}"}
-    except DbMissing as exc:
-        return {**out, "ok": False, "publish": "failed",
-                "problems": [*out["problems"], str(exc)],
-                "summary": f"problem: {exc}"}
-    published = publisher.published
-    out["published"] = published.model_dump(mode="json") if published else None
-    if outcome is None:
-        return {**out, "publish": "unchanged",
-                "summary": f"{out['summary']}; already published as {published.version}"
-                if published else out["summary"]}
-    if outcome.published is not None:
-        assert published is not None
-        return {**out, "publish": "published",
-                "summary": f"{out['summary']}; published {published.rows:,} records "
-                           f"as {published.version}"}
-    if outcome.held_back is not None:
-        held = outcome.held_back
-        out["held_back"] = held.model_dump(mode="json")
+def _summary(healed: list[str], publish: PublishResult, published: Published | None,
+             held: HeldBack | None, problems: list[str], *, seconds: float) -> str:
+    if publish == "held_back" and held is not None:
         hint = " (pdh publish --force publishes it anyway)" if held.forceable else ""
-        return {**out, "ok": False, "publish": "held_back",
-                "problems": [*out["problems"], f"held back: {held.reason}"],
-                "summary": f"export held back: {held.reason}{hint}"}
-    error = outcome.store_error or "not published"
-    return {**out, "ok": False, "publish": "failed", "problems": [*out["problems"], error],
-            "summary": f"not published: {error}"}
+        return f"export held back: {held.reason}{hint}"
+    first = (f"healed in {seconds:.2f} s: " + ", ".join(healed) if healed
+             else "ok: every index in place, statistics fresh")
+    if problems:
+        first = f"{len(problems)} problem(s): " + "; ".join(problems)
+    if publish == "published" and published is not None:
+        return f"{first}; published {published.rows:,} records as {published.version}"
+    if publish == "unchanged" and published is not None:
+        return f"{first}; already published as {published.version}"
+    return first
+
+
+def _inspect(config: Config) -> CheckOutcome:
+    """The indexes as they are, changing nothing (``pdh check --no-heal``)."""
+    path = config.db_path
+    try:
+        report = heal(path, config.heal, dry_run=True)
+    except (DbMissing, DbUnreadable, DbBusy, DbChanged, DbReadOnly, OSError) as exc:
+        return CheckOutcome(db=str(path), ok=False, result="failed", problems=[str(exc)],
+                            summary=f"problem: {exc}")
+    problems = report.problems
+    served = store_of(config).current()
+    summary = (f"{len(problems)} problem(s): " + "; ".join(problems) if problems
+               else "ok: every index in place, statistics fresh")
+    return CheckOutcome(db=str(path), ok=not problems, result=report.result,
+                        summary=summary, healed=report.healed, problems=problems,
+                        duration_s=round(report.duration_s, 3), published=served)

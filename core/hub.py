@@ -51,14 +51,18 @@ from core.sqlite import Interrupter
 from core.state import (
     Activity,
     CheckResult,
+    DbProblem,
     DbStatus,
     PersistedState,
+    Problem,
     ServerStatus,
     StatusSnapshot,
+    Step,
     derive_state,
     load_state,
     save_state,
 )
+from core.status_text import status_line
 from core.watcher import watch_db
 
 log = logging.getLogger(__name__)
@@ -98,9 +102,11 @@ class Hub:
         self._last_look: DbLook | None = None
         # "Checking" until the first look is done: never green before anything was seen.
         self._activity = Activity.CHECKING
-        self._message = "starting"
+        self._step = Step.STARTING
         self._update_pending = False
-        self._problem: tuple[str, str] | None = None  # ("missing"|"unreadable", message)
+        self._problem: Problem | None = None  # of the ERP's file
+        self._fault: str | None = None  # an unexpected error ended the last cycle
+        self._line = ""  # the status line last published (logged when it changes)
         self._servers: dict[str, ServerStatus] = {}
         self._server_commands: dict[str, ServerCommand] = {}
         self._services: list[Service] = []
@@ -170,13 +176,13 @@ class Hub:
         """Publish the held-back export despite its failed verification (the engineer's
         call: a row-count drop can be real). PublishRefused says why it cannot be."""
         async with self.publisher.lock:
-            self._set(Activity.CHECKING, "publishing the held-back export")
+            self._set(Step.PUBLISHING)
             try:
                 published = await self.publisher.publish_held()
             except (PublishRefused, StoreError) as exc:
-                self._set(Activity.IDLE, str(exc))
                 raise PublishRefused(str(exc)) from None
-            self._set(Activity.IDLE, "held-back export published by request")
+            finally:
+                self._set(Step.IDLE)
             self._freshness_changed()
         await self._save()
         return published.version
@@ -215,8 +221,8 @@ class Hub:
 
     @property
     def message(self) -> str:
-        """What the hub is doing or what is wrong, in words for a person."""
-        return self._message
+        """What the hub is doing or what is wrong, in English (the status line)."""
+        return self.status().message
 
     @property
     def auto_mode(self) -> bool:
@@ -245,8 +251,7 @@ class Hub:
             db.mtime = datetime.fromtimestamp(current.main.mtime_ns / 1e9, UTC)
             db.version = current.version
         if self._problem is not None:
-            db.problem = self._problem[0]  # type: ignore[assignment]
-            db.error = self._problem[1]
+            db.problem, db.error = self._problem.kind, self._problem.message
         state = derive_state(
             activity=self._activity,
             auto_mode=self._auto_mode,
@@ -259,9 +264,9 @@ class Hub:
             store_error=self.publisher.store_error is not None,
             stale=self._freshness.problem,
         )
-        return StatusSnapshot(
+        snapshot = StatusSnapshot(
             state=state,
-            message=self._message,
+            message="",
             activity=self._activity,
             auto_mode=self._auto_mode,
             update_pending=self._update_pending,
@@ -277,18 +282,23 @@ class Hub:
             alerts={name: st.model_dump(mode="json")
                     for name, st in self._alerts.status().items()} if self._alerts else {},
             recent_events=self.events.recent(20),
+            step=self._step,
+            fault=self._fault,
             pid=os.getpid(),
             updated_at=utcnow(),
         )
+        snapshot.message = status_line(snapshot, "en")
+        return snapshot
 
     def _publish(self) -> None:
-        self.channel.publish(self.status())
+        snapshot = self.status()
+        if snapshot.message != self._line:
+            self._line = snapshot.message
+            log.debug("status: %s", snapshot.message)
+        self.channel.publish(snapshot)
 
-    def _set(self, activity: Activity | None = None, message: str | None = None) -> None:
-        if activity is not None:
-            self._activity = activity
-        if message is not None:
-            self._message = message
+    def _set(self, step: Step) -> None:
+        self._step, self._activity = step, step.activity
         self._publish()
 
     # lifecycle ---------------------------------------------------------------------
@@ -323,6 +333,20 @@ class Hub:
                 await self._save()
                 await anyio.to_thread.run_sync(self.events.flush)
             log.info("hub stopped")
+
+    async def run_once(self) -> None:
+        """One Check Now and its retries, as the worker runs it, with nothing else: no
+        watching, no servers, no alerts (``pdh check``). The state is saved after."""
+        await self.publisher.start()
+        self._request(check=True, forced=True)
+        try:
+            while self._want_cycle:
+                check, forced = self._want_check, self._want_forced
+                self._want_cycle = self._want_check = self._want_forced = False
+                await self._cycle(check=check, forced=forced and check)
+        finally:
+            await self._save()
+            await anyio.to_thread.run_sync(self.events.flush)
 
     async def _interrupt_when_cancelled(self) -> None:
         """However the hub is cancelled, a check running in a thread is told at once."""
@@ -426,15 +450,17 @@ class Hub:
                 continue
             check, forced = self._want_check, self._want_forced
             self._want_cycle = self._want_check = self._want_forced = False
+            self._fault = None
             try:
                 await self._cycle(check=check, forced=forced and check)
             except Interrupted:
                 return  # stopping: the cancellation follows
-            except Exception:  # a bug must not end the watching; say it loudly
+            except Exception as exc:  # a bug must not end the watching; say it loudly
                 log.exception("check cycle failed unexpectedly")
-                self._set(Activity.IDLE, "internal error; see the log")
+                self._fault = f"{type(exc).__name__}: {exc}"
+                self._set(Step.IDLE)
             if self._activity is not Activity.IDLE and not self._want_cycle:
-                self._set(Activity.IDLE)  # (a cycle asked for again shows its own state)
+                self._set(Step.IDLE)  # (a cycle asked for again shows its own state)
 
     # the cycle ---------------------------------------------------------------------
 
@@ -456,7 +482,7 @@ class Hub:
                     self._last_db_update = utcnow()
                     self.events.emit(EventName.DB_CHANGE_DETECTED, auto_mode=False)
                     log.info("DB update detected, auto mode off: waiting for Check Now")
-                self._set(message="update detected, auto mode off")
+                self._publish()
                 self._save_soon()
                 return
             current = await self._settle(current)
@@ -485,12 +511,11 @@ class Hub:
         self.events.emit(EventName.DB_CHANGE_DETECTED, size=first.main.size)
         log.info("DB update detected: %s", self.path)
         cfg = self.config.watch
-        window = cfg.settle_interval * cfg.settle_checks
-        self._set(Activity.SETTLING, f"update detected; waiting {window:g} s for the ERP to finish")
+        self._set(Step.SETTLING)
 
         async def still_writing(current: DbLook, changes: int) -> None:
             self._last_look = current
-            self._set(message="waiting for the ERP to finish writing")
+            self._publish()
             if changes == 1:
                 log.info("ERP still writing %s; waiting", self.path.name)
 
@@ -509,12 +534,11 @@ class Hub:
 
     async def _missing(self, current: DbLook) -> None:
         self._known_version = ""
-        if self._problem is None or self._problem[0] != "missing":
-            message = f"database file not found: {self.path}"
-            self._problem = ("missing", message)
+        if self._problem is None or self._problem.kind is not DbProblem.MISSING:
+            self._problem = Problem(DbProblem.MISSING, f"database file not found: {self.path}")
             self.events.emit(EventName.DB_MISSING, path=str(self.path))
-            log.warning("%s; watching for it", message)
-        self._set(Activity.IDLE, "database missing")
+            log.warning("%s; watching for it", self._problem.message)
+        self._set(Step.IDLE)
         self._save_soon()
 
     def _checked(self) -> None:
@@ -540,7 +564,7 @@ class Hub:
         self._checked()  # whatever its end, once: the periodic check counts from now
         if isinstance(failure, DbChanged):
             log.info("%s; waiting for it to settle again", failure)
-            self._set(Activity.SETTLING, "the file changed during the check; waiting again")
+            self._set(Step.SETTLING)
             self._request(check=True, forced=forced)
             return
         if isinstance(failure, DbMissing):
@@ -555,7 +579,7 @@ class Hub:
             self._busy_streak += 1
             if self._busy_streak < BUSY_CHECKS_BEFORE_FAILING:
                 log.info("%s; waiting for the other program to finish", failure)
-                self._set(Activity.IDLE)
+                self._set(Step.IDLE)
                 self._request(check=True, forced=forced)
                 return
         self._busy_streak = 0
@@ -570,7 +594,7 @@ class Hub:
         self._problem = None
         if new and not await self._snapshot(after, written=settled, forced=forced):
             return  # the file changed while it was copied: settling again, say so
-        self._set(Activity.IDLE)
+        self._set(Step.IDLE)
         await self._save()
 
     async def _heal(self, settled: DbLook) -> HealReport | None:
@@ -578,7 +602,7 @@ class Hub:
         if not self.config.heal.in_place:
             await anyio.to_thread.run_sync(check_readable, self.path)
             return None
-        self._set(Activity.CHECKING, "checking indexes")
+        self._set(Step.CHECKING)
         return await anyio.to_thread.run_sync(
             lambda: heal(self.path, self.config.heal, expected=settled,
                          stats_version=self._stats_version, interrupter=self._interrupter)
@@ -599,29 +623,26 @@ class Hub:
             self.events.emit(EventName.HEAL_FAILED, error=self._last_check.error,
                              healed=report.healed)
             log.error("index check failed: %s", self._last_check.error)
-            message = "index check failed"
         elif report.healed:
             self.events.emit(EventName.INDEXES_HEALED, healed=report.healed,
                              duration_s=self._last_check.duration_s)
             log.info("indexes restored (%d, %.1f s): %s", len(report.created + report.rebuilt),
                      report.duration_s, ", ".join(report.healed))
-            message = "indexes restored"
         else:
             self.events.emit(EventName.CHECK_OK, duration_s=self._last_check.duration_s)
             log.info("index check ok (%.2f s)", report.duration_s)
-            message = "all indexes in place"
-        self._set(message=message)
+        self._publish()
 
     async def _snapshot(self, settled: DbLook, *, written: DbLook, forced: bool) -> bool:
         """Copy, verify and publish; False when the file changed meanwhile (the cycle is
         asked for again and the status says settling)."""
-        self._set(Activity.CHECKING, "copying and verifying the export")
+        self._set(Step.COPYING)
         try:
             outcome: Outcome = await self.publisher.publish_export(settled, written=written)
         except DbChanged as exc:
             log.info("%s; waiting for it to settle again", exc)
             self._known_version = ""
-            self._set(Activity.SETTLING, "the file changed while it was copied; waiting again")
+            self._set(Step.SETTLING)
             self._request(check=True, forced=forced)
             return False
         except DbMissing:
@@ -635,23 +656,20 @@ class Hub:
             # copy left it, so that is not mistaken for a new export.
             self._known_version = outcome.published.source_version
             self._last_look = await self._look()
-            self._set(message=f"data as of {outcome.published.as_of:%Y-%m-%d %H:%M} published")
-        elif outcome.held_back is not None:
-            self._set(message=f"export held back: {outcome.held_back.reason}")
-        else:
-            self._set(message=outcome.store_error or "snapshot failed")
+        self._publish()
         return True
 
     async def _unreadable(self, settled: DbLook, error: str, *, new: bool) -> None:
         """The export is not a whole SQLite file: hold it back; readers keep the last good."""
         self._known_version = settled.version
-        if self._problem != ("unreadable", error):
+        problem = Problem(DbProblem.UNREADABLE, error)
+        if self._problem != problem:
             self.events.emit(EventName.DB_UNREADABLE, error=error)
             log.error("database unreadable: %s", error)
-        self._problem = ("unreadable", error)
+        self._problem = problem
         if new or self.publisher.held_back is None:
             await self.publisher.hold(settled, error)
-        self._set(Activity.IDLE, error)
+        self._set(Step.IDLE)
         self._save_soon()
 
     def _fail(self, started: datetime, error: str, version: str) -> None:
@@ -663,7 +681,7 @@ class Hub:
         self._problem = None
         self.events.emit(EventName.HEAL_FAILED, error=error)
         log.error("index check failed: %s", error)
-        self._set(Activity.IDLE, error)
+        self._set(Step.IDLE)
         self._save_soon()
 
     # persistence -------------------------------------------------------------------

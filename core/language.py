@@ -6,9 +6,10 @@ import contextlib
 import locale
 import os
 from collections.abc import Mapping
-from typing import Literal
 
-Language = Literal["ko", "en"]
+from core.words import Language
+
+__all__ = ["Language", "resolve_language", "system_language"]
 
 
 def system_language(env: Mapping[str, str] | None = None) -> Language:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -34,13 +35,43 @@ class Activity(StrEnum):
     CHECKING = "checking"
 
 
+class Step(StrEnum):
+    """What the hub is doing, finer than :class:`Activity` (the status line says which)."""
+
+    IDLE = "idle"
+    STARTING = "starting"  # before the first look at the file (busy: never green unseen)
+    SETTLING = "settling"  # waiting for the ERP to finish writing
+    CHECKING = "checking"  # checking (and healing) the indexes
+    COPYING = "copying"  # copying, verifying and publishing the export
+    PUBLISHING = "publishing"  # publishing the held-back export ("publish anyway")
+
+    @property
+    def activity(self) -> Activity:
+        if self is Step.IDLE:
+            return Activity.IDLE
+        return Activity.SETTLING if self is Step.SETTLING else Activity.CHECKING
+
+
+class DbProblem(StrEnum):
+    MISSING = "missing"  # the ERP's file is not there
+    UNREADABLE = "unreadable"  # it is there, but not a whole SQLite database
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """What is wrong with the ERP's file, and the sentence that says so."""
+
+    kind: DbProblem
+    message: str  # "database file not found: D:/erp/production_analysis.db"
+
+
 class DbStatus(BaseModel):
     path: str
     exists: bool = False
     size: int | None = None
     mtime: datetime | None = None
     version: str = ""
-    problem: Literal["missing", "unreadable"] | None = None
+    problem: DbProblem | None = None
     error: str | None = None
 
 
@@ -76,7 +107,8 @@ class ServerStatus(BaseModel):
 
 
 class StatusSnapshot(BaseModel):
-    """Everything the hub shows about itself at one moment."""
+    """Everything the hub shows about itself at one moment. ``message`` is
+    :func:`core.status_text.status_line` of the other fields, in English."""
 
     state: HubState
     message: str
@@ -101,6 +133,11 @@ class StatusSnapshot(BaseModel):
         default_factory=dict,
         description="per alert channel: last_ok, last_error, last_error_at")
     recent_events: list[dict[str, Any]] = Field(default_factory=list)
+    step: Step = Field(
+        Step.IDLE, description="what the hub is doing, finer than activity: settling, "
+        "checking (indexes), copying (the export), publishing (the held-back export)")
+    fault: str | None = Field(
+        None, description="an unexpected error ended the last check cycle (see the log)")
     pid: int | None = None
     updated_at: datetime | None = None
 

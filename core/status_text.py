@@ -1,23 +1,25 @@
-"""The hub's status line for people, in Korean and English, for the tray and the
-dashboard's status panel (the two UIs share it here, in the one package both import).
+"""The hub's status line, in Korean and English: one function of the hub's facts, shown
+by the tray, the dashboard's panel, ``pdh status``, /hub/status (its ``message``, the
+English line) and the hub's log alike.
 
-The hub's own ``message`` is an English sentence for logs and the API. People are shown
-a line chosen by what the hub is doing (its :class:`~core.state.Activity`) and by the kind
-of the last event of its check cycle (:class:`~core.eventlog.EventName`), with the
-details from the status itself: a reworded log sentence can never change what is shown.
+The line is chosen by what the hub is doing (its :class:`~core.state.Step`), by the
+kind of the last event of its check cycle (:class:`~core.eventlog.EventName`) and by the
+status's other facts (a problem with the file, a held-back export, an update waiting for
+auto mode, ...), with the details from the status itself: a reworded log sentence can
+never change what is shown.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from core.eventlog import EventName
-from core.state import Activity, StatusSnapshot
+from core.state import DbProblem, StatusSnapshot, Step
+from core.words import SHARED, Language, Texts
 
-__all__ = ["CYCLE_EVENTS", "OTHER_EVENTS", "STATUS_TEXT", "last_cycle_event", "status_line"]
-
-Lang = Literal["ko", "en"]
+__all__ = ["CYCLE_EVENTS", "OTHER_EVENTS", "STATUS_TEXT", "last_cycle_event", "status_key",
+           "status_line"]
 
 # Events that end a step of the check cycle: the last of them says where the hub stands.
 CYCLE_EVENTS: frozenset[EventName] = frozenset({
@@ -33,9 +35,14 @@ OTHER_EVENTS: frozenset[EventName] = frozenset({
     EventName.SERVER_CRASHED, EventName.SERVER_GAVE_UP, EventName.AUTO_MODE_CHANGED,
 })
 
-# By event kind (the cycle's), or by a situation with no event of its own.
-STATUS_TEXT: dict[str, Mapping[Lang, str]] = {
+# By event kind (the cycle's), or by a situation with no event of its own. A change seen
+# or settled is said by the step that follows it (settling, checking) or, at rest, as
+# "starting": those two kinds have no line of their own.
+STATUS_TEXT = Texts({
     "starting": {"en": "starting", "ko": "시작하는 중"},
+    "publishing": {"en": "publishing the held-back export",
+                   "ko": "보류된 내보내기를 게시하는 중"},
+    "fault": {"en": "internal error; see the log", "ko": "내부 오류: 로그를 확인하세요"},
     "update_pending": {"en": "update detected, auto mode off",
                        "ko": "업데이트 감지됨, 자동 모드 꺼짐"},
     "settling": {"en": "waiting for the ERP to finish writing",
@@ -43,8 +50,6 @@ STATUS_TEXT: dict[str, Mapping[Lang, str]] = {
     "checking": {"en": "checking indexes", "ko": "인덱스 점검 중"},
     "copying": {"en": "copying and verifying the export",
                 "ko": "내보내기를 복사하고 검증하는 중"},
-    EventName.DB_CHANGE_DETECTED: {"en": "update detected", "ko": "업데이트 감지됨"},
-    EventName.DB_SETTLED: {"en": "the ERP finished writing", "ko": "ERP 쓰기 완료"},
     EventName.DB_MISSING: {"en": "database missing", "ko": "데이터베이스 파일 없음"},
     EventName.DB_UNREADABLE: {"en": "database unreadable: {detail}",
                               "ko": "데이터베이스를 읽을 수 없음: {detail}"},
@@ -58,11 +63,10 @@ STATUS_TEXT: dict[str, Mapping[Lang, str]] = {
                                 "ko": "내보내기 보류됨 (검증 실패): {detail}"},
     EventName.PUBLISH_FAILED: {"en": "snapshot failed: {detail}",
                                "ko": "스냅샷을 만들지 못함: {detail}"},
-}
+}, base=SHARED)
 
 _BY_RESULT = {"ok": EventName.CHECK_OK, "healed": EventName.INDEXES_HEALED,
               "failed": EventName.HEAL_FAILED}
-_HEAL_DONE = {EventName.CHECK_OK, EventName.INDEXES_HEALED, EventName.HEAL_FAILED}
 
 
 def last_cycle_event(events: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -73,16 +77,19 @@ def last_cycle_event(events: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] |
     return None
 
 
-def _key_and_detail(status: StatusSnapshot) -> tuple[str, str]:
+def status_key(status: StatusSnapshot) -> tuple[str, str]:
+    """The key of :data:`STATUS_TEXT` that says where the hub stands, and its detail."""
     last = last_cycle_event(status.recent_events)
     kind = EventName(last["event"]) if last is not None else None
+    if status.step is Step.PUBLISHING:
+        return "publishing", ""
     if status.update_pending and not status.auto_mode:
         return "update_pending", ""
-    if status.activity is Activity.SETTLING:
-        return "settling", ""
-    if status.activity is Activity.CHECKING:
-        return ("copying" if kind in _HEAL_DONE else "checking"), ""
-    if status.db.problem == "missing":
+    if status.step is not Step.IDLE:
+        return str(status.step), ""
+    if status.fault is not None:
+        return "fault", ""
+    if status.db.problem is DbProblem.MISSING:
         return EventName.DB_MISSING, ""
     if kind is None and status.last_check is not None:
         kind = _BY_RESULT[status.last_check.result]
@@ -101,9 +108,8 @@ def _key_and_detail(status: StatusSnapshot) -> tuple[str, str]:
     return kind, ""
 
 
-def status_line(status: StatusSnapshot, lang: str) -> str:
+def status_line(status: StatusSnapshot, lang: Language | str) -> str:
     """What the hub is doing or last did, in ``lang`` ("ko", else English)."""
-    key, detail = _key_and_detail(status)
-    text = STATUS_TEXT[key]["ko" if lang == "ko" else "en"]
+    key, detail = status_key(status)
     as_of = f"{status.published.as_of:%Y-%m-%d %H:%M}" if status.published else "?"
-    return text.format(detail=detail or "?", as_of=as_of)
+    return STATUS_TEXT(key, "ko" if lang == "ko" else "en", detail=detail or "?", as_of=as_of)

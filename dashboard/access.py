@@ -20,7 +20,8 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.config import Config
 from core.net import secret_matches
-from dashboard.i18n import Lang, tr
+from core.words import Language
+from dashboard.i18n import tr
 from dashboard.viewer import Throttle, Viewer, control_token, viewer_of
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def _note(kind: str, key: str, **values: object) -> None:
     st.session_state[NOTE_KEY] = (kind, key, values)
 
 
-def _show_note(lang: Lang, keys: tuple[str, ...]) -> None:
+def _show_note(lang: Language, keys: tuple[str, ...]) -> None:
     note = st.session_state.get(NOTE_KEY)
     if note and note[1] in keys:
         kind, key, values = note
@@ -129,7 +130,7 @@ def _try(config: Config, purpose: str, given: str, expected: str) -> bool:
 # --- the page password ------------------------------------------------------------------
 
 
-def page_open(config: Config, lang: Lang) -> bool:
+def page_open(config: Config, lang: Language) -> bool:
     """True when the page may be drawn for this viewer; else the password form is drawn
     (nothing else, no data) and the caller stops."""
     password = config.dashboard.page_password()
@@ -157,7 +158,7 @@ def _submit_password(config: Config) -> None:
 # --- the control token ------------------------------------------------------------------
 
 
-def control_access(config: Config, lang: Lang) -> None:
+def control_access(config: Config, lang: Language) -> None:
     """Under the panel, for a viewer on another computer: read-only and why, and the
     form for the control token (or the button that locks the controls again)."""
     seen = viewer(config)

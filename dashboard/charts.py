@@ -16,7 +16,8 @@ import altair as alt
 import pandas as pd
 
 from core import queries as q
-from dashboard.i18n import Lang, tr
+from core.words import Language
+from dashboard.i18n import tr
 
 _QTY = ",d"
 _PCT = ".1%"
@@ -41,7 +42,7 @@ def spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
     return out
 
 
-def daily_trend(rows: Sequence[q.DailySummary], lang: Lang) -> alt.LayerChart:
+def daily_trend(rows: Sequence[q.DailySummary], lang: Language) -> alt.LayerChart:
     """Good vs plan per day (left axis) and the defect rate (right axis)."""
     df = pd.DataFrame(
         {
@@ -82,7 +83,7 @@ def daily_trend(rows: Sequence[q.DailySummary], lang: Lang) -> alt.LayerChart:
     return alt.layer(qty, rate).resolve_scale(y="independent").properties(height=300)
 
 
-def by_line(rows: Sequence[q.LineSummary], lang: Lang) -> alt.Chart:
+def by_line(rows: Sequence[q.LineSummary], lang: Language) -> alt.Chart:
     df = pd.DataFrame(
         {
             "name": [r.line_name or r.line_code for r in rows],
@@ -109,7 +110,7 @@ def by_line(rows: Sequence[q.LineSummary], lang: Lang) -> alt.Chart:
     )
 
 
-def top_items(rows: Sequence[q.ItemSummary], lang: Lang) -> alt.Chart:
+def top_items(rows: Sequence[q.ItemSummary], lang: Language) -> alt.Chart:
     df = pd.DataFrame(
         {
             "name": [f"{r.item_name or ''} ({r.item_code})" for r in rows],
@@ -132,7 +133,7 @@ def top_items(rows: Sequence[q.ItemSummary], lang: Lang) -> alt.Chart:
     )
 
 
-def pareto(rows: Sequence[q.DefectShare], lang: Lang) -> alt.LayerChart:
+def pareto(rows: Sequence[q.DefectShare], lang: Language) -> alt.LayerChart:
     """Defect quantities by type, largest first, with the cumulative share."""
     df = pd.DataFrame(
         {

@@ -1,23 +1,22 @@
 """Labels of the dashboard in Korean and English, and number and time formatting.
 
-Every text a person reads on the page comes from :data:`LABELS` through :func:`tr`, so a
-missing translation is a test failure, not a half-English page.
+Every text a person reads on the page comes from :data:`LABELS` through :func:`tr`
+(``tr(key, lang)``, as every table of :class:`core.words.Texts` is called), so a missing
+translation is a test failure, not a half-English page. The product's name and the hub's
+states are the shared words of :mod:`core.words`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime, tzinfo
-from typing import Literal
 
-Lang = Literal["ko", "en"]
-LANGS: tuple[Lang, ...] = ("ko", "en")
-LANG_NAMES: dict[Lang, str] = {"ko": "한국어", "en": "English"}
-DEFAULT_LANG: Lang = "ko"  # the factory's language when nothing says otherwise
+from core.words import LANGUAGES, SHARED, Language, Texts
 
-LABELS: dict[str, dict[Lang, str]] = {
+LANG_NAMES: dict[Language, str] = {"ko": "한국어", "en": "English"}
+DEFAULT_LANG: Language = "ko"  # the factory's language when nothing says otherwise
+
+LABELS = Texts({
     # page
-    "title": {"ko": "생산 데이터 허브", "en": "Production Data Hub"},
     "language": {"ko": "언어", "en": "Language"},
     "data_as_of": {"ko": "데이터 기준: {when}", "en": "Data as of {when}"},
     "period": {"ko": "{start} ~ {end} ({days}일)", "en": "{start} to {end} ({days} days)"},
@@ -125,11 +124,6 @@ LABELS: dict[str, dict[Lang, str]] = {
     # DB Auto-Management panel
     "panel_title": {"ko": "DB 자동 관리", "en": "DB Auto-Management"},
     "hub_state": {"ko": "허브 상태", "en": "Hub state"},
-    "state_healthy": {"ko": "정상", "en": "Healthy"},
-    "state_working": {"ko": "작업 중", "en": "Working"},
-    "state_degraded": {"ko": "주의", "en": "Degraded"},
-    "state_error": {"ko": "오류", "en": "Error"},
-    "state_paused": {"ko": "일시 중지", "en": "Paused"},
     "last_db_update": {"ko": "최근 DB 업데이트", "en": "Last DB Update"},
     "last_check": {"ko": "최근 인덱스 점검", "en": "Last Index Check"},
     "next_check": {"ko": "다음 점검", "en": "Next Check"},
@@ -216,9 +210,9 @@ LABELS: dict[str, dict[Lang, str]] = {
         "ko": "마지막으로 저장된 상태 (허브 꺼짐)",
         "en": "Last saved state (hub not running)",
     },
-}
+}, base=SHARED)
 
-_EVENT_LABELS: dict[str, dict[Lang, str]] = {
+_EVENT_LABELS = Texts({
     "db_change_detected": {"ko": "DB 변경 감지", "en": "DB change detected"},
     "db_settled": {"ko": "DB 쓰기 완료", "en": "DB write finished"},
     "db_missing": {"ko": "DB 파일 없음", "en": "DB file missing"},
@@ -235,29 +229,26 @@ _EVENT_LABELS: dict[str, dict[Lang, str]] = {
     "server_crashed": {"ko": "서버 중단", "en": "Server crashed"},
     "server_gave_up": {"ko": "서버 재시작 포기", "en": "Server gave up"},
     "auto_mode_changed": {"ko": "자동 모드 변경", "en": "Auto mode changed"},
-}
+}, base=SHARED)
+
+tr = LABELS
 
 
-def tr(key: str, lang: Lang, **values: object) -> str:
-    """The label ``key`` in ``lang``, with ``{name}`` fields filled from ``values``."""
-    text = LABELS[key][lang]
-    return text.format(**values) if values else text
-
-
-def event_label(name: str, lang: Lang) -> str:
-    return _EVENT_LABELS.get(name, {}).get(lang, name)
+def event_label(name: str, lang: Language) -> str:
+    """The event kind ``name`` for people; an unknown kind (from a newer hub) as it is."""
+    return _EVENT_LABELS(name, lang) if name in _EVENT_LABELS else name
 
 
 def pick_language(
     url_lang: str | None, configured: str, browser_locale: str | None
-) -> Lang:
+) -> Language:
     """The page language: the URL's choice, else the config's, else the browser's."""
     for choice in (url_lang, configured):
-        if choice in LANGS:
+        if choice in LANGUAGES:
             return choice  # type: ignore[return-value]
     if browser_locale:
         primary = browser_locale.replace("_", "-").split("-")[0].lower()
-        if primary in LANGS:
+        if primary in LANGUAGES:
             return primary  # type: ignore[return-value]
     return DEFAULT_LANG
 
@@ -274,20 +265,20 @@ def fmt_pct(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value * 100:,.{digits}f}%"
 
 
-def fmt_hours(minutes: float | None, lang: Lang) -> str:
+def fmt_hours(minutes: float | None, lang: Language) -> str:
     if minutes is None:
         return "-"
     return tr("hours", lang, value=f"{minutes / 60:,.1f}")
 
 
-def fmt_time(moment: datetime | None, lang: Lang, tz: tzinfo | None = None) -> str:
+def fmt_time(moment: datetime | None, lang: Language, tz: tzinfo | None = None) -> str:
     """A moment in the viewer's (or this computer's) time zone; 'never' for None."""
     if moment is None:
         return tr("never", lang)
     return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def delta_text(current: float | None, previous: float | None, *, kind: str, lang: Lang,
+def delta_text(current: float | None, previous: float | None, *, kind: str, lang: Language,
                digits: int = 1) -> str | None:
     """The change against the previous period as st.metric shows it, or None.
 
@@ -303,6 +294,6 @@ def delta_text(current: float | None, previous: float | None, *, kind: str, lang
     return f"{round(diff):+,}"
 
 
-def labels_complete(labels: Mapping[str, Mapping[str, str]] = LABELS) -> list[str]:
-    """Keys missing a language (a test keeps this empty)."""
-    return [k for k, v in labels.items() if any(not v.get(lang) for lang in LANGS)]
+def labels_complete() -> list[str]:
+    """Keys of the page's tables missing a language (a test keeps this empty)."""
+    return LABELS.incomplete() + _EVENT_LABELS.incomplete()

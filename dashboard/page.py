@@ -20,13 +20,12 @@ import streamlit as st
 
 from core import queries as q
 from core.config import Config, ConfigError
+from core.words import LANGUAGES, SHARED, Language
 from dashboard import access, data, panel, view
 from dashboard.data import Note, Source, View
 from dashboard.filters import Catalog, Choice, parse_query
 from dashboard.i18n import (
     LANG_NAMES,
-    LANGS,
-    Lang,
     delta_text,
     fmt_hours,
     fmt_int,
@@ -51,7 +50,7 @@ PAGING = "_paging"
 
 
 def main() -> None:
-    st.set_page_config(page_title="Production Data Hub", page_icon=":material/factory:",
+    st.set_page_config(page_title=SHARED("title", "en"), page_icon=":material/factory:",
                        layout="wide")
     try:
         config = load_dashboard_config()
@@ -78,17 +77,17 @@ def main() -> None:
 # --- language and time zone --------------------------------------------------------------
 
 
-def _language(config: Config) -> Lang:
+def _language(config: Config) -> Language:
     if LANG_KEY not in st.session_state:
         st.session_state[LANG_KEY] = pick_language(
             st.query_params.get("lang"), config.ui.language, st.context.locale
         )
     with st.sidebar:
         st.segmented_control(
-            "Language / 언어", LANGS, key=LANG_KEY, format_func=LANG_NAMES.get,
+            "Language / 언어", LANGUAGES, key=LANG_KEY, format_func=LANG_NAMES.get,
             required=True, label_visibility="collapsed",
         )
-    lang: Lang = st.session_state[LANG_KEY]
+    lang: Language = st.session_state[LANG_KEY]
     return lang
 
 
@@ -106,7 +105,7 @@ def _viewer_tz() -> tzinfo | None:
 # --- body --------------------------------------------------------------------------------
 
 
-def _body(path: Path, source: Source, lang: Lang, tz: tzinfo | None) -> None:
+def _body(path: Path, source: Source, lang: Language, tz: tzinfo | None) -> None:
     """``path`` is the ERP's file (named in messages); the data comes from the snapshot."""
     if source.view is not View.READY:
         _state_message(path, source, lang)
@@ -138,7 +137,7 @@ def _body(path: Path, source: Source, lang: Lang, tz: tzinfo | None) -> None:
     _records(source, choice, results.page, results.kpis.records, lang)
 
 
-def _state_message(path: Path, source: Source, lang: Lang) -> None:
+def _state_message(path: Path, source: Source, lang: Language) -> None:
     if source.view is View.NO_DB:
         st.info(f"**{tr('no_db_title', lang)}**\n\n{tr('no_db_body', lang, path=path)}",
                 icon=":material/hourglass_empty:")
@@ -166,7 +165,7 @@ def _query_lists() -> dict[str, list[str]]:
     return {k: st.query_params.get_all(k) for k in st.query_params}
 
 
-def _filter_widgets(catalog: Catalog, lang: Lang) -> Choice:
+def _filter_widgets(catalog: Catalog, lang: Language) -> Choice:
     """The sidebar filters, seeded once per session from the URL and written back to it."""
     state = st.session_state
     if not state.get(FILTERS_READY):
@@ -278,7 +277,7 @@ def _page_move(step: int, next_cursor: str | None = None) -> None:
 # --- rendering ---------------------------------------------------------------------------
 
 
-def _headline(choice: Choice, source: Source, lang: Lang, tz: tzinfo | None) -> None:
+def _headline(choice: Choice, source: Source, lang: Language, tz: tzinfo | None) -> None:
     parts = []
     if choice.date_from and choice.date_to:
         days = (choice.date_to - choice.date_from).days + 1
@@ -287,7 +286,7 @@ def _headline(choice: Choice, source: Source, lang: Lang, tz: tzinfo | None) -> 
     st.caption(" · ".join(parts))
 
 
-def _kpis(r: Results, lang: Lang) -> None:
+def _kpis(r: Results, lang: Language) -> None:
     k, p = r.kpis, r.previous
     if r.previous_period is not None and p is not None and p.records:
         f = r.previous_period
@@ -314,7 +313,7 @@ def _kpis(r: Results, lang: Lang) -> None:
                    border=True)
 
 
-def _charts(source: Source, choice: Choice, lang: Lang) -> None:
+def _charts(source: Source, choice: Choice, lang: Language) -> None:
     specs = view.chart_specs(source.version, str(source.path), choice.filters(), lang)
     st.subheader(tr("daily_trend", lang))
     st.vega_lite_chart(specs["daily"], width="stretch")
@@ -333,7 +332,7 @@ def _charts(source: Source, choice: Choice, lang: Lang) -> None:
 
 
 def _records(source: Source, choice: Choice, page: q.RecordsPage, total: int,
-             lang: Lang) -> None:
+             lang: Language) -> None:
     st.subheader(tr("records", lang))
     book = st.session_state[PAGING]
     number = len(book["cursors"])

@@ -18,9 +18,10 @@ from core.config import Config
 from core.hub import status_from_disk
 from core.state import CheckResult, StatusSnapshot
 from core.status_text import status_line
+from core.words import STATE_COLOURS, Language, state_label
 from dashboard import access, data
 from dashboard.hubapi import ApiDown, ApiRefused, HubApi, HubApiError
-from dashboard.i18n import Lang, event_label, fmt_int, fmt_time, tr
+from dashboard.i18n import event_label, fmt_int, fmt_time, tr
 from dashboard.settings import api_base_url
 
 STATUS_KEY = "_hub_status"  # the page's fetch, reused by the panel's first run
@@ -29,8 +30,6 @@ AUTO_KEY = "auto_mode_toggle"
 EVENTS_SHOWN = 6
 MESSAGE_SECONDS = 8.0
 _MESSAGE_LABELS = ("check_requested", "publish_requested", "control_refused")
-_STATE_COLOURS = {"healthy": "green", "working": "blue", "degraded": "orange",
-                  "error": "red", "paused": "gray"}
 
 
 def api_client(config: Config) -> HubApi | None:
@@ -50,14 +49,14 @@ def fetch_status(config: Config) -> tuple[StatusSnapshot | None, str | None]:
         return None, str(exc)
 
 
-def render(config: Config, lang: Lang, tz: tzinfo | None, seen: data.Seen) -> None:
+def render(config: Config, lang: Language, tz: tzinfo | None, seen: data.Seen) -> None:
     """The panel, as a self-refreshing fragment; ``seen`` is what the page was drawn from."""
     fragment = st.fragment(_panel, run_every=config.dashboard.refresh_interval)
     fragment(config, lang, tz, seen)
     access.control_access(config, lang)  # outside the fragment: a refresh never eats a key
 
 
-def _panel(config: Config, lang: Lang, tz: tzinfo | None, seen: data.Seen) -> None:
+def _panel(config: Config, lang: Language, tz: tzinfo | None, seen: data.Seen) -> None:
     st.subheader(tr("panel_title", lang))
     fresh = st.session_state.pop(STATUS_KEY, None)
     status, problem = fresh if fresh is not None else fetch_status(config)
@@ -75,10 +74,10 @@ def _panel(config: Config, lang: Lang, tz: tzinfo | None, seen: data.Seen) -> No
         st.rerun(scope="app")
 
 
-def _status(status: StatusSnapshot, api: HubApi, config: Config, lang: Lang,
+def _status(status: StatusSnapshot, api: HubApi, config: Config, lang: Language,
             tz: tzinfo | None) -> None:
-    colour = _STATE_COLOURS.get(status.state.value, "gray")
-    st.markdown(f"{tr('hub_state', lang)}: :{colour}-badge[{tr('state_' + status.state, lang)}]")
+    colour = STATE_COLOURS[status.state].name
+    st.markdown(f"{tr('hub_state', lang)}: :{colour}-badge[{state_label(status.state, lang)}]")
     st.caption(status_line(status, lang))
     st.markdown(f"**{tr('last_db_update', lang)}**  \n{fmt_time(status.last_db_update, lang, tz)}")
     st.markdown(f"**{tr('last_check', lang)}**  \n{_check_text(status.last_check, lang, tz)}")
@@ -130,7 +129,7 @@ def _status(status: StatusSnapshot, api: HubApi, config: Config, lang: Lang,
         st.markdown("\n".join(f"- {line}" for line in lines))
 
 
-def _check_text(check: CheckResult | None, lang: Lang, tz: tzinfo | None) -> str:
+def _check_text(check: CheckResult | None, lang: Language, tz: tzinfo | None) -> str:
     if check is None:
         return tr("never", lang)
     text = f"{fmt_time(check.at, lang, tz)} · {tr('result_' + check.result, lang)}"
@@ -141,7 +140,7 @@ def _check_text(check: CheckResult | None, lang: Lang, tz: tzinfo | None) -> str
     return text
 
 
-def _event_line(event: dict[str, Any], lang: Lang, tz: tzinfo | None) -> str:
+def _event_line(event: dict[str, Any], lang: Language, tz: tzinfo | None) -> str:
     try:
         when = fmt_time(datetime.fromisoformat(str(event.get("time"))), lang, tz)[11:]
     except ValueError:
@@ -151,7 +150,7 @@ def _event_line(event: dict[str, Any], lang: Lang, tz: tzinfo | None) -> str:
     return f"`{when}` {name}" + (f" — {detail}" if detail else "")
 
 
-def _last_known(config: Config, lang: Lang, tz: tzinfo | None) -> None:
+def _last_known(config: Config, lang: Language, tz: tzinfo | None) -> None:
     """What the hub saved last time, when it cannot be asked."""
     saved = status_from_disk(config)
     if not saved.get("last_check") and not saved.get("last_db_update"):

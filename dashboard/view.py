@@ -16,10 +16,10 @@ from typing import Any
 import streamlit as st
 
 from core import queries as q
+from core.words import LANGUAGES, Language
 from dashboard import charts, data
 from dashboard.data import Source
 from dashboard.filters import Catalog, Choice
-from dashboard.i18n import LANGS, Lang
 
 PAGE_SIZES = (50, 100, 500)
 CHART_NAMES = ("daily", "lines", "items", "pareto")
@@ -59,7 +59,7 @@ def load_results(source: Source, choice: Choice, limit: int, cursor: str | None)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def chart_specs(db_ver: str, path: str, filters: q.Filters, lang: Lang) -> dict[str, Any]:
+def chart_specs(db_ver: str, path: str, filters: q.Filters, lang: Language) -> dict[str, Any]:
     """The four charts of a view as Vega-Lite specs (``None``: nothing to draw)."""
     daily = data.summary_daily(db_ver, path, filters)
     pareto = data.defects_pareto(db_ver, path, filters)
@@ -78,6 +78,6 @@ def warm_default(source: Source) -> Choice:
     choice = catalog.default()
     results = load_results(source, choice, PAGE_SIZES[0], None)
     if results.kpis.records:
-        for lang in LANGS:
+        for lang in LANGUAGES:
             chart_specs(source.version, str(source.path), choice.filters(), lang)
     return choice

@@ -64,7 +64,7 @@ def published_config(tmp_path: Path, db: Path | None = None,
 
     config = make_config(tmp_path, db, **sections)
     outcome = check_once(config)
-    assert outcome["publish"] in ("published", "unchanged"), outcome
+    assert outcome.publish in ("published", "unchanged"), outcome
     return config
 
 

@@ -103,8 +103,11 @@ def test_check_exit_codes_and_json(tmp_path: Path, small_db: Path) -> None:
     assert ok.returncode == 0 and json.loads(ok.stdout)["result"] == "ok"
 
     events = (tmp_path / "logs" / "events.jsonl").read_text("utf-8").splitlines()
+    # The hub's own cycle: a file it has not seen settles first; the second check finds
+    # it unchanged (its version is kept in state.json, as the hub's is).
     assert [json.loads(e)["event"] for e in events] == [
-        "indexes_healed", "snapshot_published", "check_ok"]  # the second check: unchanged
+        "db_change_detected", "db_settled", "indexes_healed", "snapshot_published", "check_ok"]
+    assert json.loads(ok.stdout)["publish"] == "unchanged"
 
     write_garbage(small_db)
     broken = pdh("check", "--config", str(cfg))

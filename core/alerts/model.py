@@ -8,7 +8,11 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
-Language = Literal["ko", "en"]
+from core.words import Language
+
+__all__ = ["Alert", "AlertChannel", "ChannelStatus", "DeliveryError", "Language",
+           "WebhookFormat"]
+
 WebhookFormat = Literal["json", "teams", "slack"]
 
 

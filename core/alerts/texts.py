@@ -8,8 +8,7 @@ from typing import Any
 
 from core.alerts.model import Alert, Language, WebhookFormat
 from core.eventlog import iso
-
-APP = {"ko": "생산 데이터 허브", "en": "Production Data Hub"}
+from core.words import SHARED, Texts, state_label
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,39 +126,24 @@ KINDS: dict[str, dict[str, KindText]] = {
     },
 }
 
-WORDS: dict[str, dict[str, str]] = {
-    "en": {
-        "problem": "Problem",
-        "resolved": "Resolved",
-        "database": "Database",
-        "state": "State",
-        "host": "Host",
-        "time": "Time",
-        "more_since": "And {n} more since {since}, not sent one by one.",
-        "more": "And {n} more since the last message, not sent one by one.",
-        "unknown": "Alert: {kind}",
-        "unknown_ok": "Cleared: {kind}",
+WORDS = Texts({
+    "problem": {"ko": "문제", "en": "Problem"},
+    "resolved": {"ko": "해결", "en": "Resolved"},
+    "database": {"ko": "데이터베이스", "en": "Database"},
+    "state": {"ko": "상태", "en": "State"},
+    "host": {"ko": "호스트", "en": "Host"},
+    "time": {"ko": "시간", "en": "Time"},
+    "more_since": {
+        "ko": "{since} 이후 같은 알림이 {n}건 더 있었습니다 (따로 보내지 않음).",
+        "en": "And {n} more since {since}, not sent one by one.",
     },
-    "ko": {
-        "problem": "문제",
-        "resolved": "해결",
-        "database": "데이터베이스",
-        "state": "상태",
-        "host": "호스트",
-        "time": "시간",
-        "more_since": "{since} 이후 같은 알림이 {n}건 더 있었습니다 (따로 보내지 않음).",
-        "more": "지난 알림 이후 같은 알림이 {n}건 더 있었습니다 (따로 보내지 않음).",
-        "unknown": "알림: {kind}",
-        "unknown_ok": "해결됨: {kind}",
+    "more": {
+        "ko": "지난 알림 이후 같은 알림이 {n}건 더 있었습니다 (따로 보내지 않음).",
+        "en": "And {n} more since the last message, not sent one by one.",
     },
-}
-
-STATES: dict[str, dict[str, str]] = {
-    "en": {"healthy": "Healthy", "working": "Working", "degraded": "Degraded",
-           "error": "Error", "paused": "Paused"},
-    "ko": {"healthy": "정상", "working": "작업 중", "degraded": "주의", "error": "오류",
-           "paused": "일시 중지"},
-}
+    "unknown": {"ko": "알림: {kind}", "en": "Alert: {kind}"},
+    "unknown_ok": {"ko": "해결됨: {kind}", "en": "Cleared: {kind}"},
+}, base=SHARED)
 
 
 def _when(moment: datetime) -> str:
@@ -184,10 +168,9 @@ def _lang(alert: Alert) -> Language:
 
 def _parts(alert: Alert) -> _Parts:
     lang = _lang(alert)
-    words = WORDS[lang]
     text = KINDS.get(alert.kind, {}).get(lang)
     if text is None:
-        headline = words["unknown_ok" if alert.recovered else "unknown"].format(kind=alert.kind)
+        headline = WORDS("unknown_ok" if alert.recovered else "unknown", lang, kind=alert.kind)
         explain = ""
     elif alert.recovered:
         headline, explain = text.ok_title, text.ok_explain
@@ -196,20 +179,20 @@ def _parts(alert: Alert) -> _Parts:
     if alert.kind == "test" or text is None:
         marked = headline
     else:
-        marked = f"{words['resolved' if alert.recovered else 'problem']}: {headline}"
+        marked = f"{WORDS('resolved' if alert.recovered else 'problem', lang)}: {headline}"
     count = f" (+{alert.suppressed})" if alert.suppressed > 0 else ""
-    subject = f"[{APP[lang]}] {marked} ({alert.host}){count}"
+    subject = f"[{WORDS('title', lang)}] {marked} ({alert.host}){count}"
     more = ""
     if alert.suppressed > 0:
         if alert.suppressed_since is not None:
-            more = words["more_since"].format(n=alert.suppressed,
-                                              since=_when(alert.suppressed_since))
+            more = WORDS("more_since", lang, n=alert.suppressed,
+                         since=_when(alert.suppressed_since))
         else:
-            more = words["more"].format(n=alert.suppressed)
-    facts = [(words["database"], alert.db)]
+            more = WORDS("more", lang, n=alert.suppressed)
+    facts = [(WORDS("database", lang), alert.db)]
     if alert.state:
-        facts.append((words["state"], STATES[lang].get(alert.state, alert.state)))
-    facts += [(words["host"], alert.host), (words["time"], _when(alert.time))]
+        facts.append((WORDS("state", lang), state_label(alert.state, lang)))
+    facts += [(WORDS("host", lang), alert.host), (WORDS("time", lang), _when(alert.time))]
     return _Parts(subject=subject, headline=marked, explain=explain,
                   message=alert.message, more=more, facts=facts)
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from PIL import Image
 
-from agent.icons import ICON_SIZES, STATE_COLOURS, ico_file, state_icon
-from agent.tray_texts import resolve_language, system_language
+from agent.icons import ICON_SIZES, ico_file, state_icon
 from agent.tray_view import Action, MenuEntry, TrayView, docs_url, present
+from core.language import resolve_language, system_language
 from core.state import (
     CheckResult,
     DbStatus,
@@ -18,6 +18,7 @@ from core.state import (
     ServerStatus,
     StatusSnapshot,
 )
+from core.words import STATE_COLOURS
 from tests.icon_colours import nearest_state
 
 NOW = datetime(2026, 3, 31, 14, 30, tzinfo=UTC)
@@ -60,13 +61,13 @@ def test_each_state_has_its_own_colour_and_icon(state: HubState) -> None:
     img = state_icon(state)
     assert img.size == (64, 64) and img.mode == "RGBA"
     # The body of the glyph (centre, between the bands) is the state colour itself.
-    assert img.getpixel((32, 26))[:3] == STATE_COLOURS[state]
+    assert img.getpixel((32, 26))[:3] == STATE_COLOURS[state].rgb
     assert nearest_state(img.getpixel((32, 26))[:3]) is state
     assert img.getpixel((0, 0))[3] == 0  # transparent around the glyph
 
 
 def test_colours_are_far_apart_so_a_screenshot_can_tell_them() -> None:
-    colours = list(STATE_COLOURS.values())
+    colours = [colour.rgb for colour in STATE_COLOURS.values()]
     for i, a in enumerate(colours):
         for b in colours[i + 1:]:
             assert sum((x - y) ** 2 for x, y in zip(a, b, strict=True)) ** 0.5 > 80

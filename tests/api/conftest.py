@@ -32,7 +32,7 @@ def published_config(tmp_path: Path, db: Path, **sections: Any) -> Config:
 
     config = make_config(tmp_path, db=db, **sections)
     outcome = check_once(config)
-    assert outcome["publish"] in ("published", "unchanged"), outcome
+    assert outcome.publish in ("published", "unchanged"), outcome
     return config
 
 
@@ -42,7 +42,7 @@ def publish(config: Config) -> Published:
 
     before = Store(config.store_dir).current()
     outcome = check_once(config)
-    assert outcome["publish"] == "published", outcome
+    assert outcome.publish == "published", outcome
     published = current(config)
     assert before is None or published.version != before.version
     return published

@@ -258,7 +258,7 @@ async def test_standalone_keeps_the_last_snapshot_while_the_export_is_garbage(
         await anyio.to_thread.run_sync(write_garbage, small_db)  # an export that wrote a log
         assert (await _get(c, "/summary/daily")).content == first.content
         outcome = await anyio.to_thread.run_sync(check_once, config)
-        assert outcome["publish"] == "held_back" and outcome["ok"] is False, outcome
+        assert outcome.publish == "held_back" and outcome.ok is False, outcome
         held = store.held_back()
         assert held is not None and not held.forceable
         assert "not an SQLite database" in held.reason, held.reason

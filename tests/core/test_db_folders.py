@@ -62,12 +62,12 @@ def test_two_databases_on_one_store_dir_are_refused_naming_both(
     config_b = make_config(tmp_path, db=db_b)  # the same [store] dir, by mistake
     assert config_a.store_dir == config_b.store_dir
     first = check_once(config_a)
-    assert first["publish"] == "published", first
+    assert first.publish == "published", first
     served = store_of(config_a).current()
 
     second = check_once(config_b)
-    assert second["ok"] is False and second["publish"] == "failed"
-    message = second["summary"]
+    assert second.ok is False and second.publish == "failed"
+    message = second.summary
     assert f"belongs to {db_a}, not to {db_b}" in message and str(config_a.store_dir) in message
     assert "give each database its own [store] dir" in message
     assert store_of(config_a).current() == served  # nothing published into A's store
@@ -85,8 +85,9 @@ def test_a_file_lacking_several_tables_names_them_all_and_nothing_is_served(
         conn.execute("CREATE TABLE items (item_code TEXT PRIMARY KEY, item_name TEXT)")
     conn.close()
     outcome = check_once(make_config(tmp_path, db=db, heal={"in_place": False}))
-    assert outcome["publish"] == "held_back", outcome
-    reason = outcome["held_back"]["reason"]
+    assert outcome.publish == "held_back", outcome
+    assert outcome.held_back is not None
+    reason = outcome.held_back.reason
     assert reason.startswith("the export lacks the tables defect_records, lines, "
                              "production_records"), reason
     assert "the columns" in reason and "of items" in reason  # items lacks columns too
@@ -102,7 +103,7 @@ def test_serving_words_say_whose_data_is_served(tmp_path: Path, small_db_templat
         check_once(config)
     assert "export held back (nothing is served yet)" in caplog.text
     shutil.copyfile(small_db_template, db)
-    assert check_once(config)["publish"] == "published"
+    assert check_once(config).publish == "published"
     db.write_bytes(b"not a database at all, " * 100)
     caplog.clear()
     with caplog.at_level(logging.ERROR, logger="core.publisher"):
@@ -119,7 +120,7 @@ def legacy_layout(config: Config) -> Legacy:
         "state": config.state.model_copy(update={"dir": legacy.state}),
         "log": config.log.model_copy(update={"dir": legacy.logs}),
     })
-    assert check_once(old)["publish"] == "published"
+    assert check_once(old).publish == "published"
     (legacy.store / "source.json").unlink()
     # The old hub saved its state there too; check_once does not, so write what it wrote.
     from core.dbfile import look
@@ -152,7 +153,7 @@ def test_the_upgrade_moves_the_flat_store_to_its_database(
     assert not legacy.store.exists() and not legacy.state_file.exists()
     assert store_of(config_a).current() == served
     assert config_a.state_file.is_file() and config_a.events_file.is_file()
-    assert check_once(config_a)["publish"] == "unchanged"  # no new copy was needed
+    assert check_once(config_a).publish == "unchanged"  # no new copy was needed
     assert store_of(config_a).source() is not None  # claimed on the way
     assert adopt_legacy(config_a) is False  # once
 

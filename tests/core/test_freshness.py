@@ -104,6 +104,6 @@ def test_pdh_check_fails_while_overdue(tmp_path: Path, small_db: Path) -> None:
     wait_for(lambda: utcnow() > last.published_at + timedelta(seconds=0.2), 5,
              message="the export to fall due")
     outcome = check_once(config)
-    assert outcome["publish"] == "unchanged" and outcome["ok"] is False
-    assert outcome["freshness"]["state"] == "overdue"
-    assert any("ERP export overdue" in p for p in outcome["problems"])
+    assert outcome.publish == "unchanged" and outcome.ok is False
+    assert outcome.freshness["state"] == "overdue"
+    assert any("ERP export overdue" in p for p in outcome.problems)

@@ -3,6 +3,7 @@ folder, real exports by the ERP simulator, tiny intervals, waits on conditions."
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import time
@@ -456,16 +457,19 @@ async def test_an_export_during_a_heal_goes_back_to_settle(tmp_path: Path) -> No
     db = make_db(tmp_path / "data" / "production_analysis.db", rows=60_000, days=30)
     config = make_config(tmp_path, db=db, watch={"settle_interval": 0.1, "settle_checks": 2})
     staged = make_db(tmp_path / "staged" / "production_analysis.db", rows=900, days=10)
-    messages: list[str] = []
+    seen: list[tuple[Activity, str]] = []
     async with running_hub(config) as hub:
-        hub.channel.subscribe(lambda snapshot: messages.append(snapshot.message))
+        hub.channel.subscribe(lambda snapshot: seen.append((snapshot.activity, snapshot.message)))
         await await_for(lambda: hub.status().message == "checking indexes", 20,
                         message="the heal to start")
         os.replace(staged, db)  # the ERP's rename-over, at once: the heal is still running
         await await_for(lambda: hub.status().state is HubState.HEALTHY and not hub.busy
                         and hub.known_version == look(db).version, 30)
-        # The heal itself saw the replace (not the copy after it, nor the next look).
-        assert any("changed during the check" in m for m in messages), sorted(set(messages))
+        # The heal itself saw the replace (not the copy after it, nor the next look): from
+        # checking indexes straight back to settling.
+        assert any(before == (Activity.CHECKING, "checking indexes")
+                   and after[0] is Activity.SETTLING
+                   for before, after in itertools.pairwise(seen)), seen
         # The mid-heal replace is a change to settle again, never a failure.
         assert count(hub, "heal_failed") == 0 and count(hub, "db_unreadable") == 0
     assert indexes_ok(db, config)

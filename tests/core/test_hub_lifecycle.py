@@ -42,8 +42,8 @@ async def test_a_burst_of_commands_never_drops_the_shutdown(tmp_path: Path) -> N
 
 
 async def test_a_change_during_the_copy_shows_settling_not_idle(tmp_path: Path) -> None:
-    """The ERP replaces the file while the hub copies it: the next state after "waiting
-    again" is never idle until the new export has been settled and published."""
+    """The ERP replaces the file while the hub copies it: the next state after settling
+    again is never idle until the new export has been settled and published."""
     db = make_db(tmp_path / "data" / "production_analysis.db", rows=500)
     config = make_config(tmp_path, db=db, watch={"settle_interval": 0.1, "settle_checks": 2})
     seen: list[tuple[Activity, str]] = []
@@ -72,7 +72,9 @@ async def test_a_change_during_the_copy_shows_settling_not_idle(tmp_path: Path) 
         await await_for(lambda: replaced and hub.publisher.published is not None
                         and hub.publisher.published.rows == 300, 30,
                         message="the second export published")
-    moments = [i for i, (_, msg) in enumerate(seen) if "changed while it was copied" in msg]
+    # The copy saw the change: from copying straight back to settling.
+    moments = [i for i in range(1, len(seen)) if seen[i][0] is Activity.SETTLING
+               and seen[i - 1] == (Activity.CHECKING, "copying and verifying the export")]
     assert moments, "the copy never saw the change"
     after = seen[moments[0] + 1]
     assert after[0] is not Activity.IDLE, seen[moments[0]:moments[0] + 3]

@@ -178,7 +178,7 @@ def test_the_default_period_follows_a_new_export(page: Page, tmp_path: Path,
     at = page(config)
     picked = page(config, date_from="2026-03-01", date_to="2026-03-10")
     simulate_export(small_db, ExportMode.REPLACE, rows=1500, seconds=0, seed=5, days=20)
-    assert check_once(config)["publish"] == "published"
+    assert check_once(config).publish == "published"
     new_start, new_end = default_period(small_db)
     assert new_end != date(2026, 3, 31)
     at.run()
@@ -195,7 +195,7 @@ def test_new_export_invalidates_every_cache(page: Page, tmp_path: Path, small_db
     at = page(config, date_from="2026-01-01", date_to="2026-12-31")
     before = metrics(at)["Good quantity"][0]
     simulate_export(small_db, ExportMode.REPLACE, rows=1500, seconds=0, seed=99, days=20)
-    assert check_once(config)["publish"] == "published"
+    assert check_once(config).publish == "published"
     at.run()
     good = sql_one(small_db, "SELECT SUM(good_qty) FROM production_records "
                              "WHERE work_date BETWEEN '2026-01-01' AND '2026-12-31'")[0]
@@ -228,7 +228,7 @@ def test_unreadable_database(page: Page, tmp_path: Path, small_db: Path, damage:
         write_missing_table(small_db)
         reason = "lacks the table defect_records"
     config = make_config(tmp_path, db=small_db, ui={"language": "en"})
-    assert check_once(config)["publish"] == "held_back"
+    assert check_once(config).publish == "held_back"
     at = page(config)
     assert not at.exception, at.exception
     errors = " ".join(e.value for e in at.error)
@@ -242,7 +242,7 @@ def test_a_bad_export_leaves_the_last_good_data(page: Page, tmp_path: Path,
     at = page(config)
     good_before = metrics(at)["Good quantity"][0]
     write_garbage(small_db)
-    assert check_once(config)["publish"] == "held_back"
+    assert check_once(config).publish == "held_back"
     at.run()
     assert not at.exception, at.exception
     assert metrics(at)["Good quantity"][0] == good_before
@@ -270,7 +270,7 @@ def test_an_export_being_written_never_reaches_the_page(page: Page, tmp_path: Pa
         writer.close()
     at.run()
     assert metrics(at)["Good quantity"][0] == good_before  # not published yet
-    assert check_once(config)["publish"] == "published"
+    assert check_once(config).publish == "published"
     at.run()
     assert metrics(at)["Good quantity"][0] != good_before
 

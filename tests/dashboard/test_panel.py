@@ -3,12 +3,22 @@ running in a background thread (as ``pdh run`` has them)."""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
+import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.state import HubState
+from agent.commands import cmd_status
+from agent.tray_texts import tr
+from agent.tray_view import present
+from core.config import load_config
+from core.state import HubState, StatusSnapshot
+from core.status_text import status_line
+from core.words import LANGUAGES, state_label
+from dashboard.hubapi import PREFIX
 from tests.conftest import free_port, make_config, wait_for
 from tests.dashboard.conftest import ThreadedHub, metrics, texts
 
@@ -106,3 +116,54 @@ def test_panel_shows_what_is_served_held_back_and_old(page: Page, tmp_path: Path
         at.button(key="publish_anyway").click().run()
         wait_for(lambda: th.status().held_back is None, 15, message="published anyway")
         assert th.status().published is not None and th.status().published.rows == 600
+
+
+def test_every_ui_shows_the_same_status_line(page: Page, tmp_path: Path, small_db: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """One hub, one moment: the tray's menu, the dashboard's panel, ``pdh status`` and
+    /hub/status read the one line :func:`core.status_text.status_line` makes of its facts
+    (in each language the UI has)."""
+    port = free_port()
+    folder = tmp_path.as_posix()
+    cfg = tmp_path / "pdh.toml"
+    cfg.write_text(f"""
+[database]
+path = "{small_db.as_posix()}"
+[watch]
+settle_interval = 0.2
+settle_checks = 2
+poll_interval = 0.2
+[api]
+port = {port}
+[dashboard]
+enabled = false
+[ui]
+notifications = false
+language = "en"
+[log]
+dir = "{folder}/logs"
+[state]
+dir = "{folder}/state"
+[store]
+dir = "{folder}/store"
+""", encoding="utf-8")
+    config = load_config(cfg).config
+    with ThreadedHub(config).running() as th:
+        th.wait_at_rest()
+        status = th.status()
+        line = {lang: status_line(status, lang) for lang in LANGUAGES}
+        assert line["en"].startswith("data as of ") and line["ko"].endswith("게시됨"), line
+        answer = httpx.get(f"http://127.0.0.1:{port}{PREFIX}/hub/status", timeout=10)
+        served = answer.json()
+        assert answer.status_code == 200, served
+        assert served["message"] == line["en"]
+        assert status_line(StatusSnapshot.model_validate(served), "ko") == line["ko"]
+        assert cmd_status(argparse.Namespace(config=cfg, db=None, json=False)) == 0
+        assert f"state:            healthy ({line['en']})\n" in capsys.readouterr().out
+        for lang in LANGUAGES:
+            menu = present(status, lang, autostart_on=None).menu
+            assert menu[0].text == f"{tr('status', lang, state=state_label(status.state, lang))}"\
+                f": {line[lang]}"
+            at = page(config, lang=lang)
+            assert not at.exception, at.exception
+            assert line[lang] in [str(c.value) for c in at.caption], (lang, texts(at))

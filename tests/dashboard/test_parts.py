@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import http.server
 import io
-import re
 import threading
 from collections.abc import Iterator
 from datetime import date
@@ -20,7 +19,6 @@ from dashboard import data
 from dashboard.filters import Catalog, parse_query
 from dashboard.hubapi import ApiDown, HubApi
 from dashboard.i18n import (
-    LABELS,
     delta_text,
     fmt_hours,
     fmt_int,
@@ -41,10 +39,7 @@ from tests.dashboard.conftest import sql_one
 
 
 def test_every_label_has_both_languages_and_the_same_fields() -> None:
-    assert labels_complete() == []
-    for key, texts in LABELS.items():
-        fields = {lang: sorted(re.findall(r"{(\w+)}", text)) for lang, text in texts.items()}
-        assert fields["ko"] == fields["en"], key
+    assert labels_complete() == []  # both languages, the same {fields} in each
 
 
 def test_language_choice() -> None:

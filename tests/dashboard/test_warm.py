@@ -79,7 +79,7 @@ def test_the_page_after_a_publish_runs_no_query(
 
     # A new export is published: the warmer notices the pointer and warms it too.
     simulate_export(small_db, ExportMode.REPLACE, rows=1500, seconds=0, seed=21, days=20)
-    assert check_once(config)["publish"] == "published"
+    assert check_once(config).publish == "published"
     new_version = data.published_version(config)
     assert new_version != version
     assert warmer.wait_warmed(new_version, 30), "the warmer missed the new snapshot"
