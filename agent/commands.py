@@ -248,7 +248,7 @@ def _live_status(config: Any) -> StatusSnapshot | None:
 def cmd_status(args: argparse.Namespace) -> int:
     import json
 
-    from core.hub import status_from_disk
+    from core.state import status_from_disk
     from core.status_text import status_line
 
     loaded = _load(args)

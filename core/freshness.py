@@ -5,18 +5,25 @@ if all were well. With ``[freshness] expect_every`` the hub expects a new publis
 export that often (plus ``grace``); with ``max_data_age`` it also expects the newest
 ``work_date`` in the published data to be that recent. Both are judged from the
 published snapshot alone (its ``published_at`` and ``newest_work_date``), which the
-store keeps, so a restart keeps the clock.
+store keeps, so a restart keeps the clock. :class:`FreshnessWatch` is the hub's judge.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
+import anyio
 from pydantic import BaseModel
 
 from core.config import FreshnessConfig
+from core.eventlog import EventLog, EventName, utcnow
 from core.store import Published
+
+log = logging.getLogger(__name__)
 
 FreshnessState = Literal["ok", "overdue", "stale_data", "unknown"]
 
@@ -84,3 +91,46 @@ def next_change(cfg: FreshnessConfig, published: Published | None,
                            stale_from(cfg, published.newest_work_date)) if m is not None]
     future = [m for m in moments if m > now]
     return min(future) if future else None
+
+
+class FreshnessWatch:
+    """The hub's judge of freshness: judges again after each publish (:meth:`changed`)
+    and whenever the judgement can change by itself (an export falling due, data growing
+    old); an overdue export or old data, and their end, become events."""
+
+    def __init__(self, cfg: FreshnessConfig, published: Callable[[], Published | None],
+                 events: EventLog, on_change: Callable[[], None]) -> None:
+        self.cfg = cfg
+        self.current = Freshness()
+        self._published = published
+        self._events = events
+        self._on_change = on_change
+        self._wake: anyio.Event | None = None  # made in run(): it belongs to the loop
+
+    def changed(self) -> None:
+        """A publish: judge again now."""
+        if self._wake is not None:
+            self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake = anyio.Event()
+            now = utcnow()
+            self.judge(now)
+            moment = next_change(self.cfg, self._published(), now)
+            delay = math.inf if moment is None else (moment - now).total_seconds() + 0.01
+            with anyio.move_on_after(delay):
+                await self._wake.wait()
+
+    def judge(self, now: datetime) -> None:
+        before, after = self.current, assess(self.cfg, self._published(), now)
+        self.current = after
+        if after.problem and (not before.problem or before.state != after.state):
+            self._events.emit(EventName.EXPORT_OVERDUE, state=after.state,
+                              message=after.message, last_export_at=after.last_export_at)
+            log.warning("%s", after.message)
+        elif before.problem and not after.problem:
+            self._events.emit(EventName.EXPORT_RESUMED, was=before.state)
+            log.info("ERP exports are fresh again (%s cleared)", before.state)
+        if after != before:
+            self._on_change()

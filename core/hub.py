@@ -5,17 +5,18 @@ Everything here runs on the hub's event loop (asyncio backend); blocking work (s
 sqlite3) goes through ``anyio.to_thread``. Other threads talk to it only through the
 :class:`~core.channel.Channel`; code on the loop (the API) calls its methods directly.
 
-At about 700 lines this is the one large module, on purpose: one state machine whose
+At about 640 lines this is the one large module, on purpose: one state machine whose
 steps (look, settle, heal, snapshot) and commands share its state and its lock, which a
 split of the class would spread over several files. What needs none of that state lives
 beside it: publishing (core.publisher), settling (core.settle), healing (core.heal), the
-state file (core.state), freshness (core.freshness).
+state file and its background saves (core.state, core.saver), merging the requests for a
+cycle (core.requests), judging freshness (core.freshness.FreshnessWatch), alerts
+(core.alerts.policy).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sqlite3
 from collections.abc import Callable, Coroutine
@@ -27,8 +28,8 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from core.alerting import run_alerts
 from core.alerts import Dispatcher, channels_of
+from core.alerts.policy import run_alerts
 from core.channel import Channel, Command, CommandKind
 from core.config import Config
 from core.dbfile import DbLook, look
@@ -42,10 +43,12 @@ from core.errors import (
     StoreError,
 )
 from core.eventlog import EventLog, EventName, utcnow
-from core.freshness import Freshness, assess, next_change
+from core.freshness import FreshnessWatch
 from core.heal import HealReport, check_readable, heal
 from core.language import resolve_language
 from core.publisher import AfterPublish, BeforePublish, Outcome, Publisher, PublishRefused
+from core.requests import CycleRequests
+from core.saver import StateSaver
 from core.settle import settle
 from core.sqlite import Interrupter
 from core.state import (
@@ -60,7 +63,6 @@ from core.state import (
     Step,
     derive_state,
     load_state,
-    save_state,
 )
 from core.status_text import status_line
 from core.watcher import watch_db
@@ -91,7 +93,6 @@ class Hub:
         self.path: Path = config.db_path
         self.channel = channel or Channel()
         self.events = events or EventLog(config.events_file)
-        self._persist = persist
         saved = load_state(config.state_file) if persist else PersistedState()
         self.events.preload(saved.recent_events)
         self._auto_mode = config.watch.auto_mode if saved.auto_mode is None else saved.auto_mode
@@ -114,20 +115,15 @@ class Hub:
         # heal waiting for the ERP's lock would otherwise hold the shutdown for minutes).
         self._interrupter = Interrupter()
         self.publisher = Publisher(config, self.events, stop=self._interrupter.check)
-        self._freshness = Freshness()
+        self._freshness = FreshnessWatch(config.freshness, lambda: self.publisher.published,
+                                         self.events, self._publish)
         self._alerts: Dispatcher | None = None
-        self._fresh_wake: anyio.Event | None = None
-        # Created in run(): anyio events belong to the loop that runs the hub.
-        self._wake: anyio.Event | None = None
-        self._reschedule: anyio.Event | None = None
-        self._want_cycle = False
-        self._want_check = False
-        self._want_forced = False
+        self._requests = CycleRequests()
+        self._reschedule: anyio.Event | None = None  # made in run(): it belongs to the loop
         self._busy_streak = 0  # checks in a row that found the database locked
         self._stats_version: str | None = None  # the file's version when its stats were made
         self._tg: anyio.abc.TaskGroup | None = None
-        self._save_wanted: anyio.Event | None = None
-        self._save_lock = anyio.Lock()
+        self._saver = StateSaver(config.state_file, self._persisted, persist=persist)
 
     # wiring ------------------------------------------------------------------------
 
@@ -159,7 +155,7 @@ class Hub:
 
     def check_now(self) -> None:
         """Check (and heal) now, even with auto mode off; never piles up."""
-        self._request(check=True, forced=True)
+        self._requests.ask(check=True, forced=True)
 
     def set_auto_mode(self, on: bool) -> None:
         if on == self._auto_mode:
@@ -168,8 +164,8 @@ class Hub:
         self.events.emit(EventName.AUTO_MODE_CHANGED, auto_mode=on)
         log.info("auto mode %s", "on" if on else "off")
         if on:
-            self._request()  # heal an update that waited for auto mode
-        self._save_soon()
+            self._requests.ask()  # heal an update that waited for auto mode
+        self._saver.soon()
         self._publish()
 
     async def publish_anyway(self) -> str:
@@ -183,8 +179,8 @@ class Hub:
                 raise PublishRefused(str(exc)) from None
             finally:
                 self._set(Step.IDLE)
-            self._freshness_changed()
-        await self._save()
+            self._freshness.changed()
+        await self._saver.save()
         return published.version
 
     def shutdown(self) -> None:
@@ -262,7 +258,7 @@ class Hub:
             published=self.publisher.published is not None,
             held_back=self.publisher.held_back is not None,
             store_error=self.publisher.store_error is not None,
-            stale=self._freshness.problem,
+            stale=self._freshness.current.problem,
         )
         snapshot = StatusSnapshot(
             state=state,
@@ -278,7 +274,7 @@ class Hub:
             published=self.publisher.published,
             held_back=self.publisher.held_back,
             store_error=self.publisher.store_error,
-            freshness=self._freshness,
+            freshness=self._freshness.current,
             alerts={name: st.model_dump(mode="json")
                     for name, st in self._alerts.status().items()} if self._alerts else {},
             recent_events=self.events.recent(20),
@@ -305,9 +301,7 @@ class Hub:
 
     async def run(self, *, task_status: TaskStatus[Hub] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled or :meth:`shutdown`; state is saved on the way out."""
-        self._wake = anyio.Event()
         self._reschedule = anyio.Event()
-        self._save_wanted = anyio.Event()
         await self.publisher.start()
         try:
             async with anyio.create_task_group() as tg:
@@ -317,20 +311,20 @@ class Hub:
                 self.channel.bind(self.deliver)
                 tg.start_soon(self._interrupt_when_cancelled)
                 tg.start_soon(self._worker)
-                tg.start_soon(self._saver)
+                tg.start_soon(self._saver.run)
                 tg.start_soon(self._scheduler)
                 tg.start_soon(self._watch)
-                tg.start_soon(self._watch_freshness)
+                tg.start_soon(self._freshness.run)
                 await self._start_alerts(tg)
                 for service in self._services:
                     await tg.start(service, self)
-                self._request(check=True, forced=False)  # first look at start-up
+                self._requests.ask(check=True, forced=False)  # first look at start-up
                 task_status.started(self)
         finally:
             self.channel.unbind()
             self._tg = None
             with anyio.move_on_after(5, shield=True):
-                await self._save()
+                await self._saver.save()
                 await anyio.to_thread.run_sync(self.events.flush)
             log.info("hub stopped")
 
@@ -338,14 +332,12 @@ class Hub:
         """One Check Now and its retries, as the worker runs it, with nothing else: no
         watching, no servers, no alerts (``pdh check``). The state is saved after."""
         await self.publisher.start()
-        self._request(check=True, forced=True)
+        self._requests.ask(check=True, forced=True)
         try:
-            while self._want_cycle:
-                check, forced = self._want_check, self._want_forced
-                self._want_cycle = self._want_check = self._want_forced = False
-                await self._cycle(check=check, forced=forced and check)
+            while (wanted := self._requests.take()) is not None:
+                await self._cycle(check=wanted.check, forced=wanted.forced)
         finally:
-            await self._save()
+            await self._saver.save()
             await anyio.to_thread.run_sync(self.events.flush)
 
     async def _interrupt_when_cancelled(self) -> None:
@@ -379,39 +371,8 @@ class Hub:
             poll_interval=cfg.poll_interval,
         )
 
-    async def _watch_freshness(self) -> None:
-        """Re-judge freshness after each publish and whenever it can change by itself
-        (an export falling due, data growing old)."""
-        cfg = self.config.freshness
-        while True:
-            self._fresh_wake = anyio.Event()
-            now = utcnow()
-            self._judge_freshness(now)
-            moment = next_change(cfg, self.publisher.published, now)
-            delay = math.inf if moment is None else (moment - now).total_seconds() + 0.01
-            with anyio.move_on_after(delay):
-                await self._fresh_wake.wait()
-
-    def _judge_freshness(self, now: datetime) -> None:
-        before, after = self._freshness, assess(self.config.freshness,
-                                                self.publisher.published, now)
-        self._freshness = after
-        if after.problem and (not before.problem or before.state != after.state):
-            self.events.emit(EventName.EXPORT_OVERDUE, state=after.state,
-                             message=after.message, last_export_at=after.last_export_at)
-            log.warning("%s", after.message)
-        elif before.problem and not after.problem:
-            self.events.emit(EventName.EXPORT_RESUMED, was=before.state)
-            log.info("ERP exports are fresh again (%s cleared)", before.state)
-        if after != before:
-            self._publish()
-
-    def _freshness_changed(self) -> None:
-        if self._fresh_wake is not None:
-            self._fresh_wake.set()
-
     def _on_file_event(self) -> None:
-        self._request()
+        self._requests.ask()
 
     async def _scheduler(self) -> None:
         """The periodic check every ``check_interval`` (shown as Next Check)."""
@@ -427,39 +388,22 @@ class Hub:
                 continue
             self._next_check = utcnow() + timedelta(seconds=interval)
             log.debug("periodic check")
-            self._request(check=True, forced=False)
-
-    def _request(self, *, check: bool = False, forced: bool = False) -> None:
-        """Ask the worker for one more cycle. ``check``: inspect even if nothing changed;
-        ``forced``: heal even with auto mode off (Check Now, and the retries of a cycle
-        Check Now started; never the retries of an automatic one)."""
-        self._want_cycle = True
-        if check:
-            self._want_check = True
-            self._want_forced = self._want_forced or forced
-        if self._wake is not None:
-            self._wake.set()
+            self._requests.ask(check=True, forced=False)
 
     async def _worker(self) -> None:
         """The only place checks run: one at a time, requests during one coalesce."""
         while True:
-            assert self._wake is not None
-            await self._wake.wait()
-            self._wake = anyio.Event()
-            if not self._want_cycle:
-                continue
-            check, forced = self._want_check, self._want_forced
-            self._want_cycle = self._want_check = self._want_forced = False
+            wanted = await self._requests.next()
             self._fault = None
             try:
-                await self._cycle(check=check, forced=forced and check)
+                await self._cycle(check=wanted.check, forced=wanted.forced)
             except Interrupted:
                 return  # stopping: the cancellation follows
             except Exception as exc:  # a bug must not end the watching; say it loudly
                 log.exception("check cycle failed unexpectedly")
                 self._fault = f"{type(exc).__name__}: {exc}"
                 self._set(Step.IDLE)
-            if self._activity is not Activity.IDLE and not self._want_cycle:
+            if self._activity is not Activity.IDLE and not self._requests.pending:
                 self._set(Step.IDLE)  # (a cycle asked for again shows its own state)
 
     # the cycle ---------------------------------------------------------------------
@@ -483,7 +427,7 @@ class Hub:
                     self.events.emit(EventName.DB_CHANGE_DETECTED, auto_mode=False)
                     log.info("DB update detected, auto mode off: waiting for Check Now")
                 self._publish()
-                self._save_soon()
+                self._saver.soon()
                 return
             current = await self._settle(current)
             if not current.exists:
@@ -539,7 +483,7 @@ class Hub:
             self.events.emit(EventName.DB_MISSING, path=str(self.path))
             log.warning("%s; watching for it", self._problem.message)
         self._set(Step.IDLE)
-        self._save_soon()
+        self._saver.soon()
 
     def _checked(self) -> None:
         """A check ran (whatever its end): the periodic check counts from now."""
@@ -565,7 +509,7 @@ class Hub:
         if isinstance(failure, DbChanged):
             log.info("%s; waiting for it to settle again", failure)
             self._set(Step.SETTLING)
-            self._request(check=True, forced=forced)
+            self._requests.ask(check=True, forced=forced)
             return
         if isinstance(failure, DbMissing):
             await self._missing(await self._look())
@@ -580,7 +524,7 @@ class Hub:
             if self._busy_streak < BUSY_CHECKS_BEFORE_FAILING:
                 log.info("%s; waiting for the other program to finish", failure)
                 self._set(Step.IDLE)
-                self._request(check=True, forced=forced)
+                self._requests.ask(check=True, forced=forced)
                 return
         self._busy_streak = 0
         if failure is not None:
@@ -595,7 +539,7 @@ class Hub:
         if new and not await self._snapshot(after, written=settled, forced=forced):
             return  # the file changed while it was copied: settling again, say so
         self._set(Step.IDLE)
-        await self._save()
+        await self._saver.save()
 
     async def _heal(self, settled: DbLook) -> HealReport | None:
         """Heal the ERP's file in place, or (``in_place = false``) only see it is whole."""
@@ -643,7 +587,7 @@ class Hub:
             log.info("%s; waiting for it to settle again", exc)
             self._known_version = ""
             self._set(Step.SETTLING)
-            self._request(check=True, forced=forced)
+            self._requests.ask(check=True, forced=forced)
             return False
         except DbMissing:
             await self._missing(await self._look())
@@ -651,7 +595,7 @@ class Hub:
         except StoreError as exc:
             outcome = Outcome(store_error=str(exc))
         if outcome.published is not None:
-            self._freshness_changed()
+            self._freshness.changed()
             # Our read connection may leave WAL sidecars behind: take the file as the
             # copy left it, so that is not mistaken for a new export.
             self._known_version = outcome.published.source_version
@@ -670,7 +614,7 @@ class Hub:
         if new or self.publisher.held_back is None:
             await self.publisher.hold(settled, error)
         self._set(Step.IDLE)
-        self._save_soon()
+        self._saver.soon()
 
     def _fail(self, started: datetime, error: str, version: str) -> None:
         self._last_check = CheckResult(
@@ -682,7 +626,7 @@ class Hub:
         self.events.emit(EventName.HEAL_FAILED, error=error)
         log.error("index check failed: %s", error)
         self._set(Step.IDLE)
-        self._save_soon()
+        self._saver.soon()
 
     # persistence -------------------------------------------------------------------
 
@@ -694,43 +638,3 @@ class Hub:
             last_check=self._last_check,
             recent_events=self.events.recent(20),
         )
-
-    async def _save(self) -> None:
-        """Persist the state as it is now. Saves run one at a time, each taking the state
-        when its turn comes, so a later save never loses to an earlier one."""
-        if not self._persist:
-            return
-        async with self._save_lock:
-            state = self._persisted()
-            try:
-                await anyio.to_thread.run_sync(save_state, self.config.state_file, state)
-            except OSError as exc:
-                log.warning("cannot save state to %s: %s", self.config.state_file, exc)
-
-    def _save_soon(self) -> None:
-        """Ask the saver for a save; requests while one runs make one more save, of the
-        state as it is then (never an older state written last)."""
-        if self._save_wanted is not None:
-            self._save_wanted.set()
-
-    async def _saver(self) -> None:
-        """The one task that saves in the background: one save at a time, in order."""
-        while True:
-            assert self._save_wanted is not None
-            await self._save_wanted.wait()
-            self._save_wanted = anyio.Event()
-            await self._save()
-
-
-def status_from_disk(config: Config) -> dict[str, Any]:
-    """What ``pdh status`` shows when no agent answers: the persisted state, and what the
-    snapshot store serves and holds back."""
-    from core.store import store_of
-
-    saved = load_state(config.state_file).model_dump(mode="json")
-    store = store_of(config)
-    published, held = store.current(), store.held_back()
-    saved["published"] = published.model_dump(mode="json") if published else None
-    saved["held_back"] = held.model_dump(mode="json") if held else None
-    saved["freshness"] = assess(config.freshness, published, utcnow()).model_dump(mode="json")
-    return saved

@@ -14,8 +14,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from core.freshness import Freshness
-from core.store import HeldBack, Published, write_atomically
+from core.config import Config
+from core.eventlog import utcnow
+from core.freshness import Freshness, assess
+from core.store import HeldBack, Published, store_of, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -200,3 +202,15 @@ def load_state(path: Path) -> PersistedState:
     except (json.JSONDecodeError, ValidationError) as exc:
         log.warning("state file %s is damaged (%s); starting fresh", path, exc)
         return PersistedState()
+
+
+def status_from_disk(config: Config) -> dict[str, Any]:
+    """What ``pdh status`` shows when no agent answers: the persisted state, and what the
+    snapshot store serves and holds back."""
+    saved = load_state(config.state_file).model_dump(mode="json")
+    store = store_of(config)
+    published, held = store.current(), store.held_back()
+    saved["published"] = published.model_dump(mode="json") if published else None
+    saved["held_back"] = held.model_dump(mode="json") if held else None
+    saved["freshness"] = assess(config.freshness, published, utcnow()).model_dump(mode="json")
+    return saved

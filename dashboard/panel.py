@@ -15,7 +15,7 @@ from typing import Any
 import streamlit as st
 
 from core.config import Config
-from core.hub import status_from_disk
+from core.state import status_from_disk
 from core.state import CheckResult, StatusSnapshot
 from core.status_text import status_line
 from core.words import STATE_COLOURS, Language, state_label

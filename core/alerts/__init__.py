@@ -1,6 +1,7 @@
-"""Alert delivery: the texts of an alert, and getting them to webhooks and email.
+"""Alerts for people who are not at the PC: which events need them and when
+(:mod:`~core.alerts.policy`), what they say, and getting them to webhooks and email.
 
-Which events become alerts, and when, is the alert policy's business; this module takes
+Which events become alerts, and when, is the policy's business; delivery takes
 an :class:`Alert` it is given and delivers it to every configured channel
 (:func:`channels_of`), each with its own queue, retries and status (:class:`Dispatcher`),
 so a hanging mail server never holds up a Teams message, nor the hub.
@@ -26,7 +27,8 @@ Slack incoming-webhook message with ``text`` and ``blocks``.
 Email goes through :mod:`smtplib` in a worker thread: STARTTLS when ``starttls`` is on,
 TLS from the first byte when the port is 465 (SMTPS), a login when ``username`` is set.
 
-The package, by role: :mod:`~core.alerts.model` (the value types),
+The package, by role: :mod:`~core.alerts.policy` (which events, when; the hub's alert
+service), :mod:`~core.alerts.model` (the value types),
 :mod:`~core.alerts.texts` (what an alert says), :mod:`~core.alerts.channels` (webhook
 and email), :mod:`~core.alerts.dispatch` (queues, retries, the test alert).
 """

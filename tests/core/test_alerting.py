@@ -9,8 +9,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from core.alerting import AlertPolicy
 from core.alerts import Alert
+from core.alerts.policy import AlertPolicy
 from core.config import AlertsConfig
 from core.erp.erpsim import ExportMode, simulate_export
 from core.state import HubState

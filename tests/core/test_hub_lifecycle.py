@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from core import hub as hub_module
+from core import saver as saver_module
 from core.channel import Command, CommandKind
 from core.erp.erpsim import ExportMode, simulate_export
 from core.hub import Hub
@@ -84,7 +84,7 @@ async def test_saves_never_persist_an_older_state(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """The first save is slow (a busy disk); a later one must not be overwritten by it."""
     config = make_config(tmp_path, db=make_db(tmp_path / "production_analysis.db", rows=200))
-    real_save = hub_module.save_state
+    real_save = saver_module.save_state
     first_done, second_done = threading.Event(), threading.Event()
     calls: list[bool | None] = []
 
@@ -100,7 +100,7 @@ async def test_saves_never_persist_an_older_state(tmp_path: Path,
 
     async with running_hub(config) as hub:
         await until_at_rest(hub)
-        monkeypatch.setattr(hub_module, "save_state", slow_first_save)
+        monkeypatch.setattr(saver_module, "save_state", slow_first_save)
         hub.set_auto_mode(False)
         await await_for(lambda: calls, 5, message="the first save to start")
         hub.set_auto_mode(True)

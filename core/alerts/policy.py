@@ -1,5 +1,5 @@
 """Which events need a person, and when to tell them: the policy in front of the alert
-channels (:mod:`core.alerts` delivers).
+channels (the rest of :mod:`core.alerts` delivers).
 
 The events come from the hub's one event stream (the toasts read the same events):
 
