@@ -45,6 +45,14 @@ def default_hub(folder: Path, db: Path) -> Iterator[HubProcess]:
         assert "Traceback" not in text, text[-4000:]
 
 
+def pdh_check(hub: HubProcess, db: Path) -> subprocess.CompletedProcess[str]:
+    """``pdh check --db db`` with ``hub``'s config, from its folder."""
+    return subprocess.run(
+        [sys.executable, "-m", "agent", "check", "--config", str(hub.config_file),
+         "--db", str(db)], cwd=hub.folder, env=hub_env(), capture_output=True, text=True,
+        timeout=60)
+
+
 def records(hub: HubProcess) -> int | None:
     try:
         response = hub.get("/kpis")
@@ -115,10 +123,7 @@ def test_two_hubs_on_default_folders_keep_their_data_apart(tmp_path: Path, home:
 
         # `pdh check` of database B from A's folder: B's own store; A's served data as it was.
         before = hub_a.status()["published"]["version"]
-        check = subprocess.run(
-            [sys.executable, "-m", "agent", "check", "--config", str(hub_a.config_file),
-             "--db", str(db_b)], cwd=hub_a.folder, env=hub_env(), capture_output=True,
-            text=True, timeout=60)
+        check = pdh_check(hub_a, db_b)
         # B's hub owns B: the check is handed to B's hub, at the API its lock names.
         assert check.returncode == 0, check
         assert "asked it to check now" in check.stdout
@@ -132,10 +137,7 @@ def test_pdh_check_of_another_database_gets_its_own_store(tmp_path: Path, home: 
     with default_hub(tmp_path / "a", db_a) as hub_a:
         status = hub_a.wait_at_rest(START_TIMEOUT)
         before = status["published"]["version"]
-        check = subprocess.run(
-            [sys.executable, "-m", "agent", "check", "--config", str(hub_a.config_file),
-             "--db", str(db_b)], cwd=hub_a.folder, env=hub_env(), capture_output=True,
-            text=True, timeout=60)
+        check = pdh_check(hub_a, db_b)
         assert check.returncode == 0, check
         assert "published 2,500 records" in check.stdout
         wait_for(lambda: hub_a.status()["published"]["version"] == before, 5,
