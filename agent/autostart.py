@@ -286,6 +286,6 @@ def login_item(command: list[str], *, platform: str = sys.platform,
         return WindowsAutostart(command, registry=registry)
     if platform == "darwin":
         return LaunchAgentAutostart(command, home=home, log_dir=log_dir)
-    from agent.icons import icon_file
+    from agent.tray.icons import icon_file
 
     return XdgAutostart(command, env=env, home=home, icon=icon_file(64))

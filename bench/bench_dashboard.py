@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import psutil  # noqa: E402
 from anyio.from_thread import start_blocking_portal  # noqa: E402
 
-from agent.dashboard_service import LOG_NAME as DASHBOARD_LOG  # noqa: E402
+from agent.services.dashboard import LOG_NAME as DASHBOARD_LOG  # noqa: E402
 from bench.dashbrowser import (  # noqa: E402
     bare_drawn,
     drawn,
@@ -97,9 +97,9 @@ def bench_config(folder: Path, db: Path) -> Config:
 @contextmanager
 def running_hub(config: Config) -> Iterator[tuple[Any, Hub]]:
     """The agent's hub with the API and the dashboard, on its own event-loop thread, wired
-    as ``pdh run`` wires it (agent.app.DEFAULT_INSTALLERS: the API and the dashboard; adding
+    as ``pdh run`` wires it (agent.hub_app.DEFAULT_INSTALLERS: the API and the dashboard; adding
     api.server.install again would start a second API on the same port)."""
-    from agent import app as agent_app
+    from agent import hub_app as agent_app
 
     with start_blocking_portal(backend="asyncio") as portal:
         hub = portal.call(agent_app.build_hub, config)

@@ -1,7 +1,7 @@
 """The words every UI shares (the product's name, the hub's states and their colours) and
 the one shape of a translation table: key -> language -> text, called ``texts(key, lang)``.
 
-Each UI keeps its own table (:mod:`agent.tray_texts`, :mod:`dashboard.i18n`,
+Each UI keeps its own table (:mod:`agent.tray.texts`, :mod:`dashboard.i18n`,
 :mod:`core.alerts.texts`, :mod:`core.status_text`) as a :class:`Texts` over
 :data:`SHARED`, so a shared word is written once here and every table is called the same
 way. A table that restates a shared key is refused when it is built.

@@ -15,12 +15,11 @@ from typing import Any
 import streamlit as st
 
 from core.config import Config
-from core.state import status_from_disk
-from core.state import CheckResult, StatusSnapshot
+from core.hubapi import ApiDown, ApiRefused, HubApi, HubApiError
+from core.state import CheckResult, StatusSnapshot, status_from_disk
 from core.status_text import status_line
 from core.words import STATE_COLOURS, Language, state_label
 from dashboard import access, data
-from dashboard.hubapi import ApiDown, ApiRefused, HubApi, HubApiError
 from dashboard.i18n import event_label, fmt_int, fmt_time, tr
 from dashboard.settings import api_base_url
 

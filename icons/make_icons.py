@@ -3,7 +3,7 @@
 Run from the repository root: ``.venv/bin/python icons/make_icons.py``. It writes
 
 - ``icons/db-{16,24,32,48,64}.png``: grey-level templates (mode LA). The grey level says
-  how to shade the state colour at that pixel (see :func:`agent.icons.colourize`): the
+  how to shade the state colour at that pixel (see :func:`agent.tray.icons.colourize`): the
   body is the colour itself, the top face a lighter tint, the outline a dark shade.
 - ``icons/pdh.ico``: the Windows icon (healthy green) with every size above.
 
@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run as a script from anywhere
 
-from agent.icons import (  # noqa: E402
+from agent.tray.icons import (  # noqa: E402
     BODY_LEVEL,
     ICON_SIZES,
     OUTLINE_LEVEL,

@@ -1,5 +1,6 @@
 """Dependencies point one way: agent -> core <- api, dashboard; the engine (core outside
-core/erp) never imports the ERP-side tools."""
+core/erp) never imports the ERP-side tools. agent/ is in folders by role, each saying in
+its ``__init__`` what it is for, with one naming scheme for the commands."""
 
 from __future__ import annotations
 
@@ -43,3 +44,64 @@ def test_every_package_is_in_the_wheel() -> None:
              for top in ("agent", "core", "api", "dashboard")
              for init in (ROOT / top).rglob("__init__.py")}
     assert found - listed == set()
+
+
+# agent/, a folder per role (the README's layout paragraph says the same).
+AGENT_LAYOUT = {
+    "agent": {"__init__", "__main__", "autostart", "hub_app", "instance", "launch",
+              "stopping"},
+    "agent/cli": {"__init__", "__main__", "main", "support", "alerts", "api", "dashboard",
+                  "erp", "run", "service", "store"},
+    "agent/services": {"__init__", "api", "dashboard", "demo", "toasts"},
+    "agent/tray": {"__init__", "attached", "controller", "icons", "pystray_backend",
+                   "texts", "view"},
+    "agent/windows": {"__init__", "service", "stop_events"},
+}
+
+
+def test_agent_is_in_folders_by_role() -> None:
+    found: dict[str, set[str]] = {}
+    for source in (ROOT / "agent").rglob("*.py"):
+        found.setdefault(source.parent.relative_to(ROOT).as_posix(), set()).add(source.stem)
+    assert found == AGENT_LAYOUT
+
+
+def test_every_agent_package_says_what_it_is_for() -> None:
+    for folder in AGENT_LAYOUT:
+        doc = ast.get_docstring(ast.parse((ROOT / folder / "__init__.py").read_text("utf-8")))
+        assert doc and len(doc.split()) >= 10, f"{folder}/__init__.py has no docstring"
+
+
+def test_each_command_module_registers_and_handles_in_one_scheme() -> None:
+    """Every command module of agent/cli adds its subcommands with ``register*`` and
+    handles them with ``cmd_*``; no other module of the agent defines either."""
+    problems = []
+    for source in sorted((ROOT / "agent").rglob("*.py")):
+        tree = ast.parse(source.read_text("utf-8"))
+        names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        commands = {n for n in names if n.startswith(("register", "cmd_"))}
+        where = source.relative_to(ROOT).as_posix()
+        in_cli = where.startswith("agent/cli/") and source.stem not in (
+            "__init__", "__main__", "main", "support")
+        if in_cli and not (any(n.startswith("register") for n in commands)
+                           and any(n.startswith("cmd_") for n in commands)):
+            problems.append(f"{where}: no register*/cmd_* pair")
+        if not in_cli and commands:
+            problems.append(f"{where} defines {sorted(commands)}")
+    assert problems == []
+
+
+def test_only_the_hubs_clients_use_the_hub_api_client() -> None:
+    """core/hubapi.py is the one client of the hub's HTTP API, for the processes that talk
+    to a hub in another one; the engine never imports it, and nobody calls the hub's API
+    with a bare httpx of its own outside it."""
+    problems = []
+    for top in ("core", "agent", "dashboard"):
+        for source in sorted((ROOT / top).rglob("*.py")):
+            where = source.relative_to(ROOT).as_posix()
+            names = _imports(source)
+            if top == "core" and "core.hubapi" in names:
+                problems.append(f"{where} imports core.hubapi")
+            if top != "core" and "httpx" in names:
+                problems.append(f"{where} imports httpx")
+    assert problems == []

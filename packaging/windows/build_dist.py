@@ -44,7 +44,7 @@ SOURCES = ("pyproject.toml", "README.md", "agent", "core", "api", "dashboard", "
 CONSOLE_MAIN = """\
 import sys
 
-from agent.cli import main
+from agent.cli.main import main
 
 sys.exit(main())
 """
@@ -62,7 +62,7 @@ def _box(text):
 
 
 try:
-    from agent.cli import main
+    from agent.cli.main import main
 
     code = main(["run", *sys.argv[1:]])
 except SystemExit as exc:

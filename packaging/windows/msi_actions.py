@@ -286,7 +286,7 @@ def cmd_open_dashboard(args: argparse.Namespace) -> int:
 
     url = DEFAULT_DASHBOARD
     try:
-        from agent.tray_app import configured_dashboard_url
+        from agent.instance import configured_dashboard_url
         from core.config.loading import discover_config_file, load_config
 
         source = discover_config_file()

@@ -18,8 +18,8 @@ import anyio
 import psutil
 import pytest
 
-from agent import demo
-from agent.app import EXIT_FORCED
+from agent.services import demo
+from agent.stopping import EXIT_FORCED
 from core.eventlog import read_events
 from core.hub import Hub
 from tests.conftest import await_for, free_port, make_config, wait_for

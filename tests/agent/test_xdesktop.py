@@ -160,8 +160,8 @@ def test_gtk_tray_attaches_to_a_headless_hub(tmp_path: Path, small_db: Path,
                                              desktop: Desktop) -> None:
     # The hub runs headless (as a service would, no display of its own); `pdh run` on the
     # desktop then shows a tray for that hub and drives it through its API.
-    from tests.agent.test_attach import hub_status
     from tests.agent.test_run import headless_env
+    from tests.agent.tray.test_attach import hub_status
     from tests.conftest import free_port
 
     port = free_port()

@@ -107,7 +107,7 @@ def hub_config(tmp_path: Path, db: Path, **api: Any) -> Config:
 
 def build_api_hub(config: Config) -> Hub:
     """The agent's hub with its services (the API among them)."""
-    from agent import app as agent_app
+    from agent import hub_app as agent_app
 
     return agent_app.build_hub(config)
 

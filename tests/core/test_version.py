@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import version
 from pathlib import Path
 
-from agent.cli import build_parser
+from agent.cli.main import build_parser
 from api.app import create_app
 from core.version import package_version
 from tests.conftest import make_config

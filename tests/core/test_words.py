@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-import agent.tray_texts
+import agent.tray.texts
 import core.alerts.texts
 import core.status_text
 import dashboard.i18n
@@ -18,7 +18,7 @@ from core.words import LANGUAGES, SHARED, STATE_COLOURS, Texts, state_label
 
 ROOT = Path(__file__).resolve().parents[2]
 HANGUL = re.compile("[\uac00-\ud7a3]")
-TEXT_MODULES: tuple[ModuleType, ...] = (agent.tray_texts, core.alerts.texts,
+TEXT_MODULES: tuple[ModuleType, ...] = (agent.tray.texts, core.alerts.texts,
                                         core.status_text, dashboard.i18n)
 
 

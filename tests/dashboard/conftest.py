@@ -95,7 +95,7 @@ class ThreadedHub:
                 self._run.result(timeout=30)
 
     def _build(self) -> Hub:
-        from agent import app as agent_app
+        from agent import hub_app as agent_app
 
         return agent_app.build_hub(self.config)  # the API and the dashboard, as wired
 

@@ -178,7 +178,7 @@ def test_office_viewers_read_only_token_unlocks_local_has_controls(
     with ThreadedHub(config).running() as th:
         th.wait_at_rest()
         port = dashboard_port(th)
-        said = [r.getMessage() for r in caplog.records if r.name == "agent.dashboard_service"
+        said = [r.getMessage() for r in caplog.records if r.name == "agent.services.dashboard"
                 and r.getMessage().startswith("dashboard listens on")]
         assert said == [f"dashboard listens on every interface (0.0.0.0:{port}): anyone who "
                         "can reach it reads the data with no password; controls "

@@ -11,14 +11,14 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from agent.commands import cmd_status
-from agent.tray_texts import tr
-from agent.tray_view import present
+from agent.cli.store import cmd_status
+from agent.tray.texts import tr
+from agent.tray.view import present
 from core.config import load_config
+from core.hubapi import PREFIX
 from core.state import HubState, StatusSnapshot
 from core.status_text import status_line
 from core.words import LANGUAGES, state_label
-from dashboard.hubapi import PREFIX
 from tests.conftest import free_port, make_config, wait_for
 from tests.dashboard.conftest import ThreadedHub, metrics, texts
 

@@ -15,9 +15,9 @@ import pytest
 
 from core import queries as q
 from core.config import ConfigError
+from core.hubapi import ApiDown, HubApi
 from dashboard import data
 from dashboard.filters import Catalog, parse_query
-from dashboard.hubapi import ApiDown, HubApi
 from dashboard.i18n import (
     delta_text,
     fmt_hours,

@@ -16,7 +16,7 @@ from tests.windows.wine import PDH, PY, Wine, wait_until, winpath
 
 pytestmark = pytest.mark.slow
 
-# agent.attach.present_attached's rows: the status line, "Attached to the running hub",
+# agent.tray.attached.present_attached's rows: the status line, "Attached to the running hub",
 # Check Now, Auto Mode, Publish Anyway, Open Dashboard, Open API Docs, Dashboard Server,
 # Open Log Folder, Start at Login, Close Tray.
 ATTACHED_ROWS = {"check_now": 2, "auto_mode": 3, "quit": 10}

@@ -22,7 +22,7 @@ from tests.windows.wine import PDH, PY, Wine, WineProcess, wait_until, winpath
 
 pytestmark = pytest.mark.slow
 
-# The menu's rows, top to bottom, as agent.tray_view.present lays them out (separators are
+# The menu's rows, top to bottom, as agent.tray.view.present lays them out (separators are
 # not rows): the status line, Check Now, Auto Mode, Publish Anyway, Open Dashboard,
 # Open API Docs, Dashboard Server, Open Log Folder, Start at Login, Quit.
 ROW = {"check_now": 1, "auto_mode": 2, "quit": 9}
@@ -162,7 +162,7 @@ def test_a_second_ctrl_c_forces_the_exit_of_a_stuck_stop(wine: Wine, wdir: Path)
         proc.interrupt()
         proc.wait_for_line(r"received CTRL_C_EVENT; shutting down \(again to force it\)")
         proc.interrupt()
-        assert proc.wait(20) == 1, proc.output()[-3000:]  # agent.app.EXIT_FORCED
+        assert proc.wait(20) == 1, proc.output()[-3000:]  # agent.stopping.EXIT_FORCED
         out = proc.output()
         assert "received CTRL_C_EVENT again; exiting now" in out, out[-3000:]
         assert "agent stopped" not in out
