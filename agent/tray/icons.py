@@ -67,8 +67,3 @@ def state_icon(state: HubState, size: int = 64) -> Image.Image:
 def icon_file(size: int = 64) -> str:
     """Path of the template PNG at ``size`` (for launchers and toasts that want a file)."""
     return str(resources.files("icons").joinpath(f"db-{size}.png"))
-
-
-def ico_file() -> str:
-    """Path of the Windows .ico."""
-    return str(resources.files("icons").joinpath("pdh.ico"))

@@ -166,6 +166,13 @@ def default_period(db: Path) -> tuple[date, date]:
     return end - timedelta(days=29), end
 
 
+def default_good_qty(db: Path) -> str:
+    """The Good quantity the default view shows for ``db``, by our own SQL, as the page
+    writes it (a bare "is there a value" holds for "0" too)."""
+    start, end = default_period(db)
+    return f"{round(expected_kpis(db, start, end)['good']):,}"
+
+
 def metrics(at: AppTest) -> dict[str, tuple[str, str | None]]:
     return {m.label: (m.value, m.delta) for m in at.metric}
 

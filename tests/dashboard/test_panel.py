@@ -19,8 +19,9 @@ from core.hubapi import PREFIX
 from core.state import HubState, StatusSnapshot
 from core.status_text import status_line
 from core.words import LANGUAGES, state_label
+from dashboard.i18n import fmt_time
 from tests.conftest import free_port, make_config, wait_for
-from tests.dashboard.conftest import ThreadedHub, metrics, texts
+from tests.dashboard.conftest import ThreadedHub, default_good_qty, metrics, texts
 
 Page = Callable[..., AppTest]
 
@@ -37,11 +38,13 @@ def test_panel_shows_the_hub_and_its_controls_work(page: Page, tmp_path: Path,
         assert not at.exception, at.exception
         shown = texts(at)
         assert "DB Auto-Management" in shown and "Healthy" in shown
-        assert "Last Index Check" in shown and "healed" in shown
-        assert "idx_records_work_date" in shown  # what was healed
+        # The last check's own line, not just a word the event list has too:
+        assert f"**Last Index Check**  \n{fmt_time(first.at, 'en')} · healed" in shown
+        assert "Healed: " + ", ".join(first.healed) in shown  # what was healed
+        assert "idx_records_work_date" in first.healed
         assert "Indexes healed" in shown  # recent events, in the page's language
         assert not at.error
-        assert metrics(at)["Good quantity"][0]
+        assert metrics(at)["Good quantity"][0] == default_good_qty(small_db)
 
         # Run Check Now: the hub checks again.
         at.button(key="run_check").click().run()
@@ -85,7 +88,7 @@ def test_hub_gone_mid_session_turns_into_api_down(page: Page, tmp_path: Path,
     at.run()
     assert "The hub's API is not answering" in " ".join(e.value for e in at.error)
     assert "Last saved state" in texts(at)  # the hub saved its state on the way out
-    assert metrics(at)["Good quantity"][0]
+    assert metrics(at)["Good quantity"][0] == default_good_qty(small_db)
     assert "run_check" not in [b.key for b in at.button]  # no control without the hub
 
 
@@ -112,7 +115,9 @@ def test_panel_shows_what_is_served_held_back_and_old(page: Page, tmp_path: Path
         warnings = " ".join(w.value for w in at.warning)
         assert "The data is old" in warnings and "newest production date is" in warnings
         assert "Latest export held back" in warnings and "600 production records" in warnings
-        assert metrics(at)["Good quantity"][0]  # the last good data, still shown
+        # the last good data, still shown (the snapshot's, not the held-back file's)
+        assert metrics(at)["Good quantity"][0] == default_good_qty(
+            th.hub.publisher.store.path_of(th.status().published))
         at.button(key="publish_anyway").click().run()
         wait_for(lambda: th.status().held_back is None, 15, message="published anyway")
         assert th.status().published is not None and th.status().published.rows == 600

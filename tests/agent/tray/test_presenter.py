@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 
 import pytest
 from PIL import Image
 
-from agent.tray.icons import ICON_SIZES, ico_file, state_icon
+from agent.tray.icons import ICON_SIZES, state_icon
 from agent.tray.view import Action, MenuEntry, TrayView, docs_url, present
 from core.language import resolve_language, system_language
 from core.state import (
@@ -76,7 +77,8 @@ def test_colours_are_far_apart_so_a_screenshot_can_tell_them() -> None:
 def test_art_exists_at_every_size_and_in_the_ico() -> None:
     for size in ICON_SIZES:
         assert state_icon(HubState.ERROR, size).size == (size, size)
-    with Image.open(ico_file()) as ico:
+    # The Windows icon the zip and the MSI ship (icons/pdh.ico, made by icons/make_icons.py).
+    with Image.open(str(resources.files("icons").joinpath("pdh.ico"))) as ico:
         assert set(ico.info["sizes"]) == {(s, s) for s in ICON_SIZES}
     with pytest.raises(ValueError, match="no icon art at 20 px"):
         state_icon(HubState.ERROR, 20)
