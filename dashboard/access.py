@@ -1,4 +1,4 @@
-"""The page's side of :mod:`dashboard.viewer`: this session's viewer, the page password,
+"""The page's side of :mod:`dashboard.visitors`: this session's viewer, the page password,
 and the control token form.
 
 The viewer is decided in the script run from the session's connection (its TCP peer,
@@ -22,7 +22,7 @@ from core.config import Config
 from core.net import secret_matches
 from core.words import Language
 from dashboard.i18n import tr
-from dashboard.viewer import Throttle, Viewer, control_token, viewer_of
+from dashboard.visitors import Throttle, Viewer, control_token, viewer_of
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,10 @@ T = TypeVar("T")
 TOP_ITEMS = 10
 
 
-class View(StrEnum):
+class Availability(StrEnum):
+    """Whether the page has data to show, and if not, why (the published snapshot, or
+    what stands in its place)."""
+
     READY = "ready"  # the published snapshot (perhaps with a note beside it)
     UPDATING = "updating"  # nothing published yet, and the first export is being written
     NO_DB = "no_db"  # nothing published yet
@@ -52,7 +55,7 @@ class Note(StrEnum):
 class Source:
     """Which data the page shows on this run, and why."""
 
-    view: View
+    available: Availability
     version: str = ""  # the snapshot's version
     path: Path | None = None  # the snapshot's file
     as_of: datetime | None = None  # when the ERP wrote that export
@@ -95,15 +98,15 @@ def assess(config: Config, status: StatusSnapshot | None) -> Source:
     except DataUnavailable as exc:
         held = status.held_back if status is not None else store.held_back()
         if held is not None:
-            return Source(View.UNREADABLE, reason=held.reason)
+            return Source(Availability.UNREADABLE, reason=held.reason)
         if status is not None and status.db.problem == "unreadable":
-            return Source(View.UNREADABLE, reason=status.db.error or exc.reason)
+            return Source(Availability.UNREADABLE, reason=status.db.error or exc.reason)
         if status is not None and status.activity is not Activity.IDLE:
-            return Source(View.UPDATING, reason=status.message)
-        return Source(View.NO_DB, reason=exc.reason)
+            return Source(Availability.UPDATING, reason=status.message)
+        return Source(Availability.NO_DB, reason=exc.reason)
     q.READERS.retire({current.path})
     note, reason = _note(status, store)
-    return Source(View.READY, version=current.version, path=current.path,
+    return Source(Availability.READY, version=current.version, path=current.path,
                   as_of=current.published.as_of, reason=reason, note=note)
 
 

@@ -21,8 +21,8 @@ import streamlit as st
 from core import queries as q
 from core.config import Config, ConfigError
 from core.words import LANGUAGES, SHARED, Language
-from dashboard import access, data, panel, view
-from dashboard.data import Note, Source, View
+from dashboard import access, data, panel, prepared
+from dashboard.data import Availability, Note, Source
 from dashboard.filters import Catalog, Choice, parse_query
 from dashboard.i18n import (
     LANG_NAMES,
@@ -34,8 +34,8 @@ from dashboard.i18n import (
     pick_language,
     tr,
 )
+from dashboard.prepared import PAGE_SIZES, Results
 from dashboard.settings import load_dashboard_config
-from dashboard.view import PAGE_SIZES, Results
 
 T = TypeVar("T")
 
@@ -107,10 +107,10 @@ def _viewer_tz() -> tzinfo | None:
 
 def _body(path: Path, source: Source, lang: Language, tz: tzinfo | None) -> None:
     """``path`` is the ERP's file (named in messages); the data comes from the snapshot."""
-    if source.view is not View.READY:
+    if source.available is not Availability.READY:
         _state_message(path, source, lang)
         return
-    source, catalog = _guarded(source, view.load_catalog)
+    source, catalog = _guarded(source, prepared.load_catalog)
     if catalog is None:
         _state_message(path, source, lang)
         return
@@ -118,7 +118,7 @@ def _body(path: Path, source: Source, lang: Language, tz: tzinfo | None) -> None
         choice = _filter_widgets(catalog, lang)
     limit, cursor = _paging(choice.filters())
     source, results = _guarded(
-        source, lambda s: view.load_results(s, choice, limit, cursor))
+        source, lambda s: prepared.load_results(s, choice, limit, cursor))
     if results is None:
         _state_message(path, source, lang)
         return
@@ -138,10 +138,10 @@ def _body(path: Path, source: Source, lang: Language, tz: tzinfo | None) -> None
 
 
 def _state_message(path: Path, source: Source, lang: Language) -> None:
-    if source.view is View.NO_DB:
+    if source.available is Availability.NO_DB:
         st.info(f"**{tr('no_db_title', lang)}**\n\n{tr('no_db_body', lang, path=path)}",
                 icon=":material/hourglass_empty:")
-    elif source.view is View.UNREADABLE:
+    elif source.available is Availability.UNREADABLE:
         st.error(f"**{tr('unreadable_title', lang)}**\n\n"
                  f"{tr('unreadable_body', lang, reason=source.reason)}",
                  icon=":material/error:")
@@ -155,7 +155,7 @@ def _guarded(source: Source, read: Callable[[Source], T]) -> tuple[Source, T | N
     try:
         return source, read(source)
     except q.DataUnavailable as exc:
-        return replace(source, view=View.UNREADABLE, reason=exc.reason), None
+        return replace(source, available=Availability.UNREADABLE, reason=exc.reason), None
 
 
 # --- filters -----------------------------------------------------------------------------
@@ -314,7 +314,7 @@ def _kpis(r: Results, lang: Language) -> None:
 
 
 def _charts(source: Source, choice: Choice, lang: Language) -> None:
-    specs = view.chart_specs(source.version, str(source.path), choice.filters(), lang)
+    specs = prepared.chart_specs(source.version, str(source.path), choice.filters(), lang)
     st.subheader(tr("daily_trend", lang))
     st.vega_lite_chart(specs["daily"], width="stretch")
     left, right = st.columns(2)

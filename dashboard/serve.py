@@ -15,7 +15,7 @@ The stop is Streamlit's own SIGTERM handler, raised in this process
 
 It starts the warmer (:mod:`dashboard.warm`) that prepares the default view at start
 and after every publish. It also keeps Streamlit's server from believing anybody's
-``X-Forwarded-For`` (see :mod:`dashboard.viewer`).
+``X-Forwarded-For`` (see :mod:`dashboard.visitors`).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ the process started pays for importing pandas, Altair and the page too. A
 2. imports the page's modules (what the first script run would otherwise import);
 3. looks at the store's pointer every ``interval`` seconds (one ``stat``, see
    :meth:`core.store.Store.current`) and, for each new published version, reads and
-   prepares the default view (:func:`dashboard.view.warm_default`) into the same
+   prepares the default view (:func:`dashboard.prepared.warm_default`) into the same
    ``st.cache_data`` caches the page uses.
 
 The thread is stopped by :meth:`Warmer.stop` (``atexit`` in the dashboard process); a
@@ -117,14 +117,14 @@ class Warmer:
     def _warm(self, version: str) -> bool:
         """Warm ``version``; False when it should be tried again at the next look."""
         from core.queries import DataUnavailable
-        from dashboard import data, view
+        from dashboard import data, prepared
 
         started = time.perf_counter()
         source = data.assess(self.config, None)
         if source.version != version or source.path is None:
             return False  # published again meanwhile: the next look takes the newer one
         try:
-            view.warm_default(source)
+            prepared.warm_default(source)
         except DataUnavailable as exc:
             self.failures += 1
             log.warning("dashboard warm-up of %s: %s", version, exc.reason)

@@ -138,7 +138,7 @@ class DashboardConfig(_Section):
     stable_after: float = Field(60.0, gt=0, description="s up before the backoff resets")
     max_restarts: int = Field(5, ge=0, description="crashes in a row before giving up")
     refresh_interval: float = Field(5.0, gt=0, description="s, status panel refresh")
-    # Who may do what on the page (see dashboard/viewer.py): viewers connecting from
+    # Who may do what on the page (see dashboard/visitors.py): viewers connecting from
     # ``local_addresses`` are on the hub's PC and get the controls; everyone else reads
     # only, until they enter ``admin_token`` (or ``[api] token`` when that is empty).
     local_addresses: list[str] = Field(

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import access
 from dashboard.access import GRANT_KEY
-from dashboard.viewer import Throttle
+from dashboard.visitors import Throttle
 from tests.conftest import free_port, make_config, wait_for
 from tests.dashboard.conftest import ThreadedHub, default_good_qty, metrics, texts
 

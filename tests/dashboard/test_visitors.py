@@ -1,5 +1,5 @@
 """Who counts as local, which X-Forwarded-For is believed, the back-off, the start-up
-line, and the config keys behind them (no Streamlit here: dashboard.viewer is plain)."""
+line, and the config keys behind them (no Streamlit here: dashboard.visitors is plain)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from core.config import Config, ConfigError, parse_config
 from core.net import secret_matches
-from dashboard.viewer import (
+from dashboard.visitors import (
     Networks,
     Throttle,
     control_token,
