@@ -27,7 +27,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from dashboard.settings import config_env, streamlit_argv
-    from dashboard.viewer import exposure
+    from dashboard.visitors import exposure
 
     config = load(args, server_overrides(args, "dashboard")).config
     argv = streamlit_argv(sys.executable, config)

@@ -23,7 +23,7 @@ from core.hub import Hub
 from core.net import base_url, reachable_host
 from core.supervisor import ChildSpec, Supervisor
 from dashboard.settings import config_env, streamlit_argv
-from dashboard.viewer import exposure
+from dashboard.visitors import exposure
 
 log = logging.getLogger(__name__)
 
