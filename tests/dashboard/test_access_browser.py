@@ -232,7 +232,9 @@ def test_office_viewers_read_only_token_unlocks_local_has_controls(
             shows(remote, re.compile(r"Auto Mode\s*\n\s*on"))  # the state, as text
             assert not has_controls(remote)
             # The data itself is for everyone: KPIs, charts, records, CSV.
-            assert remote.locator('[data-testid="stMetric"]').count() == 6
+            # (a rerun may be drawing them again: wait for all six, as for any change)
+            wait_for(lambda: remote.locator('[data-testid="stMetric"]').count() == 6, 10,
+                     message="the six KPIs on the remote viewer's page")
             assert remote.get_by_role("button", name="Download CSV").count() == 1
 
             # A forged control message on the remote session: the engineer's click on
